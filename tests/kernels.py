@@ -1,0 +1,58 @@
+"""Small TIR kernels for tests and benchmarks: a matmul, and programs that crash, hang or lie."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import te
+from tvm.script import tirx as T
+
+from tlm_core.tasks import Task
+
+
+def matmul(n: int = 256, m: int | None = None, k: int | None = None) -> Task:
+    """C[n, m] = A[n, k] @ B[k, m] in float32."""
+    m, k = m or n, k or n
+    a = te.placeholder((n, k), name="A")
+    b = te.placeholder((k, m), name="B")
+    r = te.reduce_axis((0, k), name="k")
+    c = te.compute((n, m), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="C")
+    return Task.from_mod(f"matmul_{n}x{m}x{k}", tvm.IRModule({"main": te.create_prim_func([a, b, c])}))
+
+
+def scale_add(n: int = 1024) -> Task:
+    """D = A * 2 + 1 through an intermediate buffer (two blocks, so a schedule can corrupt the middle)."""
+    a = te.placeholder((n,), name="A")
+    b = te.compute((n,), lambda i: a[i] * 2.0, name="B")
+    d = te.compute((n,), lambda i: b[i] + 1.0, name="D")
+    return Task.from_mod(f"scale_add_{n}", tvm.IRModule({"main": te.create_prim_func([a, d])}))
+
+
+@T.prim_func(s_tir=True)
+def _segfault(a: T.Buffer((4,), "float32"), b: T.Buffer((4,), "float32")):
+    T.func_attr({"tirx.noalias": True})
+    for i in range(4):
+        with T.sblock("B"):
+            vi = T.axis.spatial(4, i)
+            # Far outside any mapping: the store faults.
+            b[vi + 1_000_000_000_000] = a[vi]
+
+
+@T.prim_func(s_tir=True)
+def _hang(a: T.Buffer((1,), "float32"), b: T.Buffer((1,), "float32")):
+    T.func_attr({"tirx.noalias": True})
+    for i in range(1 << 50):  # ~10^15 dependent additions: hours
+        with T.sblock("B"):
+            vi = T.axis.reduce(1 << 50, i)
+            with T.init():
+                b[0] = T.float32(0)
+            b[0] = b[0] * T.float32(0.999999) + a[0]
+
+
+def segfault() -> Task:
+    """A program whose store faults (the process dies with SIGSEGV)."""
+    return Task.from_mod("segfault", tvm.IRModule({"main": _segfault}))
+
+
+def hang() -> Task:
+    """A program that runs for hours."""
+    return Task.from_mod("hang", tvm.IRModule({"main": _hang}))

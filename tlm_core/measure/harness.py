@@ -1,0 +1,213 @@
+"""Measure candidate schedules: build in parallel workers, check and time one at a time.
+
+Each candidate is a task plus the JSON trace of a full schedule (sketch, decisions, postprocessing).
+Builds run in a pool of TVM PopenWorkers (one per core), runs in one worker so that timings do not
+share the CPU; every worker call has a time limit, and a candidate that fails to build, crashes
+its worker (segfault), hangs, or computes wrong numbers is recorded with its status and the run
+goes on. Results go to an append-only RecordStore under a content key; a candidate already there
+is returned without being measured again, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from tlm_core.measure import worker
+from tlm_core.measure.store import RecordStore
+from tlm_core.target import ResolvedTarget
+from tlm_core.tasks import Task
+from tlm_core.tvm_env import versions
+from tlm_core.ui import progress
+from tlm_core.workloads import canonical
+
+#: Record statuses. Only "ok" records have a latency.
+OK = "ok"
+FAILURES = ("build_error", "build_timeout", "build_crash", "run_error", "run_timeout", "run_crash",
+            "wrong_result", "reference_error")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How candidates are built and timed (part of every record's content key)."""
+
+    number: int = 1  # calls per timed repeat (raised by min_repeat_ms for fast kernels)
+    repeat: int = 3  # timed repeats; the record's latency is their median
+    min_repeat_ms: int = 10  # each repeat lasts at least this long (fast kernels get number > 1)
+    check: bool = True  # compare every candidate's output with the unscheduled program's
+    tolerance: float = 1e-3  # max |got - want| / max(1, max |want|) per buffer
+    builders: int = 0  # parallel build workers; 0 = one per core
+    build_timeout_s: float = 30.0
+    run_timeout_s: float = 15.0
+    reference_timeout_s: float = 900.0  # the unscheduled program is naive loops: slow on big tasks
+    batch: int = 16  # candidates built together before they are run
+
+    def key_fields(self) -> dict:
+        """The settings that change a measured number."""
+        return {"number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
+                "check": self.check}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A schedule to measure: a task and the JSON of its full trace."""
+
+    task: Task
+    trace: str  # canonical JSON of Trace.as_json() (decisions included)
+    workload: str = ""
+    method: str = ""
+
+
+def trace_to_json(trace) -> str:
+    """Canonical JSON text of a TVM Trace (the content of a candidate)."""
+    return canonical(_plain(trace.as_json(remove_postproc=False)))
+
+
+def _plain(obj):
+    """TVM FFI containers -> Python lists/ints/strs (json.dumps does not know them)."""
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if hasattr(obj, "items"):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if hasattr(obj, "__iter__"):
+        return [_plain(x) for x in obj]
+    return obj.value if hasattr(obj, "value") else str(obj)
+
+
+class Measurer:
+    """Builds, checks and times candidates on one target; records go to a RecordStore."""
+
+    def __init__(self, target: ResolvedTarget, store: RecordStore | str, config: MeasureConfig = MeasureConfig()):
+        from tvm.support.popen_pool import PopenPoolExecutor, PopenWorker
+
+        self.target = target
+        self.store = store if isinstance(store, RecordStore) else RecordStore(store)
+        self.config = config
+        self._target_json = json.dumps(target.hardware.tvm_target_dict(), sort_keys=True)
+        self._hw = json.loads(target.hardware.to_json())
+        builders = config.builders or os.cpu_count() or 1
+        init = (worker.init, (target.kind,))
+        # Workers' TVM warnings and crash backtraces go to a log beside the records, not the terminal.
+        self._log = open(self.store.folder / "workers.log", "ab")
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": self._log}
+        self._build_pool = PopenPoolExecutor(builders, config.build_timeout_s, *init, **quiet)
+        self._runner = PopenWorker(*init, **quiet)
+        self._references: dict[str, dict] = {}  # task hash -> result of worker.reference, this runner
+        self._tmp = tempfile.mkdtemp(prefix="tlm-measure-")
+
+    # -- public -------------------------------------------------------------------------------
+    def key(self, cand: Candidate) -> str:
+        """Content key: task, schedule, target, compiler versions, measurement settings."""
+        v = versions()
+        payload = {"task": cand.task.hash, "trace": cand.trace, "target": self._hw,
+                   "versions": [v["apache-tvm"], v["apache-tvm-ffi"]], "measure": self.config.key_fields()}
+        return hashlib.sha256(canonical(payload).encode()).hexdigest()[:32]
+
+    def measure(self, candidates: list[Candidate], desc: str = "measure") -> list[dict]:
+        """A record per candidate, in order; stored ones are returned without measuring."""
+        keys = [self.key(c) for c in candidates]
+        todo: dict[str, Candidate] = {}
+        for k, c in zip(keys, candidates):
+            if k not in self.store and k not in todo:
+                todo[k] = c
+        items = list(todo.items())
+        with progress(total=len(items), desc=desc, unit="cand") as bar:
+            for i in range(0, len(items), self.config.batch):
+                for record in self._measure_batch(items[i:i + self.config.batch]):
+                    self.store.add(record)
+                    bar.update(1)
+        return [self.store.get(k) for k in keys]
+
+    def close(self) -> None:
+        self._build_pool.shutdown(wait=False)
+        self._runner.kill()
+        self._log.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "Measurer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _measure_batch(self, items: list[tuple[str, Candidate]]):
+        """Build all (in parallel), then check and time each (alone on the machine)."""
+        futures = []
+        for key, cand in items:
+            artifact = os.path.join(self._tmp, f"{key}.so")
+            futures.append(self._build_pool.submit(worker.build, cand.task.hash, cand.task.mod_json, cand.trace,
+                                                   self._target_json, artifact))
+        for (key, cand), fut in zip(items, futures):
+            artifact = os.path.join(self._tmp, f"{key}.so")
+            try:
+                res = fut.result()
+            except TimeoutError:
+                yield self._record(key, cand, "build_timeout", f"build exceeded {self.config.build_timeout_s} s")
+            except ChildProcessError:
+                yield self._record(key, cand, "build_crash", "the build worker died (segfault or abort)")
+            except Exception as err:  # raised inside the worker outside worker.build's own handler
+                yield self._record(key, cand, "build_error", str(err)[-2000:])
+            else:
+                if res["ok"]:
+                    yield self._run(key, cand, artifact, res["build_s"])
+                else:
+                    yield self._record(key, cand, "build_error", res["error"], build_s=res["build_s"])
+            if os.path.exists(artifact):
+                os.remove(artifact)
+
+    def _call_runner(self, fn, args, timeout: float) -> tuple[str, dict | str]:
+        """One call in the runner process: ("ok", result) or (failure kind, message)."""
+        self._runner.send(fn, args, timeout=timeout)
+        try:
+            return "ok", self._runner.recv()
+        except TimeoutError:
+            self._references.clear()  # the worker was killed: its cached references are gone
+            return "timeout", f"exceeded {timeout} s"
+        except ChildProcessError:
+            self._references.clear()
+            return "crash", "the worker process died (segfault or abort)"
+        except Exception as err:  # an exception raised inside the worker, outside our try blocks
+            return "error", str(err)[-2000:]
+
+    def _run(self, key: str, cand: Candidate, artifact: str, build_s: float) -> dict:
+        cfg = self.config
+        task = cand.task
+        if cfg.check and task.hash not in self._references:
+            kind, ref = self._call_runner(worker.reference, (task.hash, task.mod_json, self._target_json),
+                                          cfg.reference_timeout_s)
+            # A failed reference is remembered too: every candidate of the task would fail alike.
+            self._references[task.hash] = ref if kind == "ok" else {"ok": False, "error": f"{kind}: {ref}"}
+        ref = self._references.get(task.hash, {"ok": True})
+        if not ref["ok"]:
+            return self._record(key, cand, "reference_error", f"unscheduled program: {ref['error']}", build_s=build_s)
+        kind, res = self._call_runner(worker.run, (task.hash, task.mod_json, self._target_json, artifact, cfg.check, cfg.number,
+                                                   cfg.repeat, cfg.min_repeat_ms), cfg.run_timeout_s)
+        if kind != "ok":
+            return self._record(key, cand, f"run_{kind}", res, build_s=build_s)
+        if not res["ok"]:
+            return self._record(key, cand, "run_error", res["error"], build_s=build_s, run_s=res["run_s"])
+        err = res["max_rel_err"]
+        if err is not None and not err <= cfg.tolerance:
+            return self._record(key, cand, "wrong_result", f"max relative error {err:.3g} > {cfg.tolerance}",
+                                build_s=build_s, run_s=res["run_s"], max_rel_err=err)
+        lat = res["latencies_s"]
+        return self._record(key, cand, OK, "", build_s=build_s, run_s=res["run_s"], max_rel_err=err,
+                            latencies_s=lat, latency_s=float(sorted(lat)[len(lat) // 2]))
+
+    def _record(self, key: str, cand: Candidate, status: str, error: str, **fields) -> dict:
+        rec = {"key": key, "status": status, "error": error, "task_hash": cand.task.hash,
+               "task_name": cand.task.name, "workload": cand.workload, "method": cand.method,
+               "target": self._hw, "trace": cand.trace, "latency_s": None, "latencies_s": [],
+               "max_rel_err": None, "build_s": None, "run_s": None, "checked": self.config.check,
+               "measure": dataclasses.asdict(self.config), "versions": versions(),
+               "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        rec.update(fields)
+        return rec

@@ -1,0 +1,154 @@
+"""What runs inside the measurement worker processes (TVM's PopenWorker): build, check, time.
+
+Kept free of heavy imports: a fresh worker imports TVM (~3 s) and the CPU tensor intrinsics
+(~0.3 s), never MetaSchedule's LocalBuilder, whose default build imports every intrinsic (~30 s).
+Everything here returns plain dicts; failures are returned, not raised, so the parent records them.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import OrderedDict
+from functools import cache
+
+import numpy as np
+
+#: References (arrays before and after the unscheduled run) kept per worker, by task hash.
+_REFERENCES: OrderedDict[str, tuple[list[np.ndarray], list[np.ndarray]]] = OrderedDict()
+_MAX_REFERENCES = 4
+
+
+def init(target_kind: str) -> None:
+    """Worker initializer: import TVM and the target's tensor intrinsics once."""
+    import tvm  # noqa: F401
+
+    from tlm_core.tvm_env import load_tensor_intrinsics
+
+    load_tensor_intrinsics(target_kind)
+
+
+@cache
+def _mod(task_hash: str, mod_json: str):
+    import tvm
+
+    return tvm.ir.load_json(mod_json)
+
+
+@cache
+def _target(target_json: str):
+    import json
+
+    import tvm
+
+    return tvm.target.Target(json.loads(target_json))
+
+
+def _error(exc: BaseException) -> str:
+    """The last lines of a traceback: enough to tell a build error apart, small enough to store."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text[-2000:]
+
+
+def build(task_hash: str, mod_json: str, trace_json: str, target_json: str, artifact: str) -> dict:
+    """Replay a trace on the task, compile it, export a shared library to `artifact`."""
+    import json
+
+    import tvm
+    from tvm.s_tir import Schedule, Trace
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    start = time.perf_counter()
+    try:
+        sch = Schedule(_mod(task_hash, mod_json))
+        Trace.apply_json_to_schedule(json.loads(trace_json), sch)
+        # As MetaSchedule's default build: weight-layout rewrites are measured on pre-laid-out weights.
+        mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
+        tvm.compile(mod, _target(target_json)).export_library(artifact)
+    except Exception as exc:  # any failure of one candidate is that candidate's result
+        return {"ok": False, "error": _error(exc), "build_s": time.perf_counter() - start}
+    return {"ok": True, "error": "", "build_s": time.perf_counter() - start}
+
+
+def _random_args(func) -> list[np.ndarray]:
+    """Deterministic random arrays for every buffer parameter (outputs too: both runs start equal)."""
+    rng = np.random.default_rng(0)
+    arrays = []
+    for param in func.params:  # tirx PrimFunc parameters are the buffers themselves
+        shape = [int(s) for s in param.shape]
+        dtype = str(param.dtype)
+        if dtype.startswith("float"):
+            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(dtype))
+        elif dtype == "bool":
+            arrays.append(rng.integers(0, 2, shape).astype(bool))
+        else:
+            # Integer inputs are indices (take, gather) more often than data: 0 is always in bounds.
+            arrays.append(np.zeros(shape, dtype=dtype))
+    return arrays
+
+
+def reference(task_hash: str, mod_json: str, target_json: str) -> dict:
+    """Build and run the unscheduled task once (cached per worker): the ground truth."""
+    import tvm
+
+    if task_hash in _REFERENCES:
+        _REFERENCES.move_to_end(task_hash)
+        return {"ok": True, "error": "", "seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        mod = _mod(task_hash, mod_json)
+        lib = tvm.compile(mod, _target(target_json))
+        before = _random_args(mod["main"])
+        dev = tvm.cpu() if _target(target_json).kind.name == "llvm" else tvm.cuda()
+        args = [tvm.runtime.tensor(a, dev) for a in before]
+        lib["main"](*args)
+        after = [a.numpy() for a in args]
+    except Exception as exc:
+        return {"ok": False, "error": _error(exc), "seconds": time.perf_counter() - start}
+    _REFERENCES[task_hash] = (before, after)
+    while len(_REFERENCES) > _MAX_REFERENCES:
+        _REFERENCES.popitem(last=False)
+    return {"ok": True, "error": "", "seconds": time.perf_counter() - start}
+
+
+def _max_rel_err(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    """Largest |got - want| over all buffers, relative to each buffer's largest |want| (>= 1)."""
+    worst = 0.0
+    for g, w in zip(got, want):
+        if g.dtype == bool or np.issubdtype(g.dtype, np.integer):
+            worst = max(worst, float(np.any(g != w)))
+            continue
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        nan_ok = np.isnan(g64) == np.isnan(w64)
+        if not nan_ok.all():
+            return float("inf")
+        diff = np.nan_to_num(np.abs(g64 - w64), nan=0.0)
+        scale = max(1.0, float(np.nanmax(np.abs(w64))) if w64.size else 1.0)
+        worst = max(worst, float(diff.max(initial=0.0)) / scale)
+    return worst
+
+
+def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: bool, number: int,
+        repeat: int, min_repeat_ms: int) -> dict:
+    """Load a built candidate, compare its output with the reference, then time it."""
+    import tvm
+
+    start = time.perf_counter()
+    try:
+        lib = tvm.runtime.load_module(artifact)
+        dev = tvm.cpu() if _target(target_json).kind.name == "llvm" else tvm.cuda()
+        if check:
+            before, after = _REFERENCES[task_hash]
+        else:
+            before = _random_args(_mod(task_hash, mod_json)["main"])
+        args = [tvm.runtime.tensor(a, dev) for a in before]
+        err = None
+        if check:
+            lib["main"](*args)
+            err = _max_rel_err([a.numpy() for a in args], after)
+        timer = lib.time_evaluator("main", dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
+        results = [float(x) for x in timer(*args).results]
+    except Exception as exc:
+        return {"ok": False, "error": _error(exc), "run_s": time.perf_counter() - start}
+    return {"ok": True, "error": "", "latencies_s": results, "max_rel_err": err,
+            "run_s": time.perf_counter() - start}

@@ -1,0 +1,172 @@
+"""Task extraction: PyTorch model -> torch.export -> Relax -> legalize + fuse -> MetaSchedule tasks.
+
+Tasks are deduplicated by structural hash and carry their weight (occurrences in the model) and
+FLOPs. Extraction is cached on disk under a content key (model definition, target, versions), so
+a second call is instant; shipped caches in data/tasks are read first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from tlm_core.errors import UserError
+from tlm_core.paths import cache_dir, data_dir
+from tlm_core.target import ResolvedTarget
+from tlm_core.tvm_env import versions
+from tlm_core.ui import progress
+from tlm_core.workloads import UserModule, Workload, canonical
+
+#: Bump when the extraction pipeline changes what it produces (invalidates every cache).
+PIPELINE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """One tuning task: a fused subgraph as a TIR PrimFunc, with weight and FLOPs."""
+
+    name: str
+    weight: int  # occurrences in the model (scaled by layer count for `repeat` workloads)
+    flops: float
+    hash: str  # structural hash of the PrimFunc module, 16 hex digits
+    mod_json: str = field(repr=False, compare=False)
+
+    @property
+    def mod(self):
+        """The task's IRModule (deserialized once per process)."""
+        return _load_mod(self.hash, self.mod_json)
+
+    @classmethod
+    def from_mod(cls, name: str, mod, weight: int = 1) -> "Task":
+        """A task from an IRModule with one PrimFunc "main" (tests, user kernels)."""
+        import tvm
+        from tvm.s_tir.analysis import estimate_tir_flops
+
+        return cls(name, weight, float(estimate_tir_flops(mod)), structural_hash(mod), tvm.ir.save_json(mod))
+
+    def summary(self) -> dict:
+        return {"name": self.name, "weight": self.weight, "flops": self.flops, "hash": self.hash}
+
+
+@cache
+def _load_mod(_hash: str, mod_json: str):
+    import tvm
+
+    return tvm.ir.load_json(mod_json)
+
+
+def structural_hash(mod) -> str:
+    """Structural hash of an IRModule as 16 hex digits (names of variables do not count)."""
+    import tvm_ffi
+
+    return f"{tvm_ffi.structural_hash(mod) & (2**64 - 1):016x}"
+
+
+def cache_key(source: Workload | UserModule, target: ResolvedTarget) -> str:
+    """Content key of an extraction: model definition, target and versions."""
+    v = versions()
+    payload = {"source": source.content_key(), "target": target.hardware.tvm_target_dict(),
+               "versions": [v["apache-tvm"], v["torch"], v["transformers"]], "pipeline": PIPELINE_VERSION}
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()[:20]
+
+
+def _cache_name(source: Workload | UserModule, key: str) -> str:
+    return f"{source.name.replace(':', '_')}-{key}.json"
+
+
+def extract_tasks(source: Workload | UserModule, target: ResolvedTarget, use_cache: bool = True) -> list[Task]:
+    """The model's tuning tasks, heaviest first; cached by content."""
+    key = cache_key(source, target)
+    name = _cache_name(source, key)
+    if use_cache:
+        for folder in (data_dir() / "tasks", cache_dir() / "tasks"):
+            if (folder / name).is_file():
+                return _read(folder / name)
+    start = time.perf_counter()
+    if source.repeat is None:
+        tasks = _extract_model(*source.build(), target)
+    else:
+        tasks = _extract_repeated(source, target)
+    tasks.sort(key=lambda t: (-t.flops * t.weight, t.name))
+    out = cache_dir() / "tasks" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"key": key, "source": source.to_json(), "target": target.hardware.tvm_target_dict(),
+           "versions": versions(), "seconds": round(time.perf_counter() - start, 2),
+           "tasks": [{**t.summary(), "mod": t.mod_json} for t in tasks]}
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(out)  # atomic: a killed extraction never leaves a half-written cache
+    return tasks
+
+
+def _read(path: Path) -> list[Task]:
+    doc = json.loads(path.read_text())
+    return [Task(t["name"], t["weight"], t["flops"], t["hash"], t["mod"]) for t in doc["tasks"]]
+
+
+def _extract_repeated(source: Workload, target: ResolvedTarget) -> list[Task]:
+    """Tasks of a model too big to build whole: weights from 1- and 2-layer builds, scaled.
+
+    A task's weight in an L-layer model is w1 + (L - 1) * (w2 - w1): what one more layer adds,
+    times the extra layers; embedding and head tasks (w2 == w1) keep their weight.
+    """
+    arg, layers = source.repeat
+    one = {t.hash: t for t in _extract_model(*source.build(**{arg: 1}), target)}
+    two = {t.hash: t for t in _extract_model(*source.build(**{arg: 2}), target)}
+    out = []
+    for h, t in two.items():
+        w1 = one[h].weight if h in one else 0
+        out.append(Task(t.name, w1 + (layers - 1) * (t.weight - w1), t.flops, h, t.mod_json))
+    return out
+
+
+def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
+    import torch
+    import tvm
+    import tvm.relax.frontend.torch  # noqa: F401  (registers the frontend)
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(module, inputs)
+    except Exception as err:
+        raise UserError(f"torch.export failed on the model: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    mod = relax.frontend.torch.from_exported_program(exported, keep_params_as_input=False)
+    del exported
+    mod = tvm.transform.Sequential([
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ])(mod)
+    tasks: dict[str, Task] = {}
+    for ext in ms.relax_integration.extract_tasks(mod, target.tvm):
+        task_mod = ext.dispatched[0]
+        h = structural_hash(task_mod)
+        if h in tasks:  # same subgraph under another name: one task, summed weight
+            old = tasks[h]
+            tasks[h] = Task(old.name, old.weight + int(ext.weight), old.flops, h, old.mod_json)
+            continue
+        tasks[h] = Task(ext.task_name, int(ext.weight), float(estimate_tir_flops(task_mod)), h,
+                        tvm.ir.save_json(task_mod))
+    return list(tasks.values())
+
+
+def test_task_hashes(target: ResolvedTarget) -> set[str]:
+    """Structural hashes of every task of the Table-1 test workloads (the held-out set)."""
+    from tlm_core.workloads.zoo import TEST
+
+    return {t.hash for w in progress(TEST, "test workloads") for t in extract_tasks(w, target)}
+
+
+def training_tasks(workload: Workload, target: ResolvedTarget, held_out: set[str]) -> list[Task]:
+    """A training workload's tasks minus any whose structural hash a test task has."""
+    return [t for t in extract_tasks(workload, target) if t.hash not in held_out]
