@@ -123,7 +123,28 @@ def _cores() -> int:
 
 @cache
 def detect_host() -> Hardware:
-    """This machine as data: LLVM CPU name, cores, SIMD width, cache sizes."""
+    """This machine as data: LLVM CPU name, cores, SIMD width, cache sizes.
+
+    Cached on disk under a fingerprint of the CPU and TVM version: asking LLVM needs TVM, whose
+    import alone costs ~3 s, and a cached `tlm tasks` should answer at once.
+    """
+    import hashlib
+
+    from tlm_core.paths import cache_dir
+    from tlm_core.tvm_env import versions
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = sorted({line for line in cpuinfo.splitlines() if line.startswith(("model name", "flags"))})
+    fingerprint = hashlib.sha256(json.dumps([flags, _cores(), versions()["apache-tvm"]]).encode()).hexdigest()[:16]
+    path = cache_dir() / f"host-{fingerprint}.json"
+    if path.exists():
+        return Hardware.from_json(path.read_text())
+    hw = _probe_host()
+    path.write_text(hw.to_json())
+    return hw
+
+
+def _probe_host() -> Hardware:
     from tvm.target import codegen
 
     mcpu = codegen.llvm_get_system_cpu()

@@ -1,0 +1,137 @@
+"""The measurement harness: correctness check, isolation of bad candidates, durable resumable store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kernels
+import pytest
+from tvm.s_tir import Schedule
+
+from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json
+from tlm_core.measure.store import RecordStore
+from tlm_core.space import design_space, sample_random
+
+FAST = MeasureConfig(repeat=2, min_repeat_ms=1, build_timeout_s=30, run_timeout_s=5, reference_timeout_s=20)
+
+
+def unscheduled(task) -> Candidate:
+    return Candidate(task, trace_to_json(Schedule(task.mod).trace), workload="test")
+
+
+def random_candidates(task, host, n, seed=1) -> list[Candidate]:
+    return [Candidate(task, trace_to_json(s.trace), "test", "random")
+            for s in sample_random(design_space(task, host), n, seed)]
+
+
+@pytest.fixture(scope="module")
+def mm():
+    return kernels.matmul(128)
+
+
+def test_random_schedules_compute_the_same_numbers(mm, host, tmp_path):
+    cands = random_candidates(mm, host, 6)
+    assert len({c.trace for c in cands}) == 6
+    with Measurer(host, tmp_path, FAST) as m:
+        recs = m.measure(cands)
+    assert [r["status"] for r in recs] == ["ok"] * 6, [r["error"] for r in recs]
+    assert all(r["max_rel_err"] < 1e-4 and r["latency_s"] > 0 and len(r["latencies_s"]) == 2 for r in recs)
+
+
+def test_wrong_numbers_are_caught(host, tmp_path):
+    task = kernels.scale_add()
+    sch = Schedule(task.mod)
+    sch.unsafe_set_dtype(sch.get_sblock("B"), 0, "int32")  # truncates the intermediate: wrong output
+    with Measurer(host, tmp_path, FAST) as m:
+        good, bad = m.measure([unscheduled(task), Candidate(task, trace_to_json(sch.trace))])
+    assert good["status"] == "ok" and good["max_rel_err"] == 0.0
+    assert bad["status"] == "wrong_result" and bad["latency_s"] is None and bad["max_rel_err"] > 0.1
+
+
+def test_crash_hang_and_build_error_are_recorded_and_the_run_goes_on(mm, host, tmp_path):
+    # check=False: the reference would crash/hang first; here the *candidate* must kill its worker.
+    cfg = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=3, check=False)
+    other = kernels.scale_add()
+    sch = Schedule(other.mod)
+    sch.get_loops(sch.get_sblock("B"))
+    not_for_this_task = Candidate(mm, trace_to_json(sch.trace))  # names a block that mm lacks
+    cands = [unscheduled(kernels.segfault()), unscheduled(mm), unscheduled(kernels.hang()),
+             not_for_this_task, unscheduled(other)]
+    start = time.perf_counter()
+    with Measurer(host, tmp_path, cfg) as m:
+        recs = m.measure(cands)
+    assert [r["status"] for r in recs] == ["run_crash", "ok", "run_timeout", "build_error", "ok"]
+    assert time.perf_counter() - start < 60
+    assert "Cannot find a block with the name: B" in recs[3]["error"]
+
+
+def test_reference_failure_is_recorded(host, tmp_path):
+    cfg = MeasureConfig(repeat=1, min_repeat_ms=1, reference_timeout_s=3)
+    with Measurer(host, tmp_path, cfg) as m:
+        crash, hang = m.measure([unscheduled(kernels.segfault()), unscheduled(kernels.hang())])
+    assert crash["status"] == hang["status"] == "reference_error"
+    assert "crash" in crash["error"] and "timeout" in hang["error"]
+
+
+def test_same_content_is_measured_once(mm, host, tmp_path):
+    cand = random_candidates(mm, host, 1)[0]
+    with Measurer(host, tmp_path, FAST) as m:
+        a, b = m.measure([cand, cand])
+        c, = m.measure([Candidate(cand.task, cand.trace, workload="other")])
+    assert a is b is c  # same key: stored once, returned from the store
+    assert len((tmp_path / "records.jsonl").read_text().splitlines()) == 1
+
+
+def test_store_survives_a_torn_line(tmp_path):
+    store = RecordStore(tmp_path)
+    store.add({"key": "a", "v": 1})
+    with open(tmp_path / "records.jsonl", "ab") as f:
+        f.write(b'{"key": "b", "v"')  # a writer killed mid-line
+    store2 = RecordStore(tmp_path)
+    assert "a" in store2 and "b" not in store2
+    store2.add({"key": "c", "v": 3})
+    store3 = RecordStore(tmp_path)
+    assert sorted(r["key"] for r in store3) == ["a", "c"]
+
+
+RESUME_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import kernels
+from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json
+from tlm_core.space import design_space, sample_random
+from tlm_core.target import resolve_target
+host = resolve_target("host")
+task = kernels.matmul(128)
+cands = [Candidate(task, trace_to_json(s.trace)) for s in sample_random(design_space(task, host), 12, seed=7)]
+with Measurer(host, {store!r}, MeasureConfig(repeat=2, min_repeat_ms=1, batch=2)) as m:
+    recs = m.measure(cands)
+print(sum(r["status"] == "ok" for r in recs))
+"""
+
+
+def test_resume_after_kill_9(tmp_path):
+    script = RESUME_SCRIPT.format(tests=str(Path(__file__).parent), store=str(tmp_path))
+    env = {**os.environ, "TLM_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    records = tmp_path / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if records.exists() and len(records.read_bytes().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-run
+    proc.wait()
+    before = {json.loads(line)["key"]: json.loads(line)["measured_at"]
+              for line in records.read_bytes().splitlines() if line.strip().endswith(b"}")}
+    assert 3 <= len(before) < 12
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "12"
+    after = [json.loads(line) for line in records.read_bytes().splitlines() if line.strip().endswith(b"}")]
+    assert len(after) == len({r["key"] for r in after}) == 12  # nothing measured twice
+    assert all(before[r["key"]] == r["measured_at"] for r in after if r["key"] in before)

@@ -1,0 +1,35 @@
+import time
+
+from tlm_core.tasks import extract_tasks
+from tlm_core.workloads import Workload, get_workload
+
+
+def test_bert_tiny_tasks(host):
+    tasks = extract_tasks(get_workload("bert_tiny"), host)
+    assert len(tasks) == len({t.hash for t in tasks})  # deduplicated by structural hash
+    assert sum(t.weight for t in tasks) > len(tasks)  # repeated subgraphs carry weight
+    matmuls = [t for t in tasks if "matmul" in t.name]
+    assert matmuls and all(t.flops > 0 for t in matmuls)
+    # FLOPs of the FFN up-projection: 128 tokens x 128 -> 512, plus the bias add.
+    assert any(t.flops == 2 * 128 * 128 * 512 + 128 * 512 for t in matmuls)
+    assert tasks[0].mod["main"] is not None  # the IR deserializes
+
+
+def test_extraction_is_cached(host):
+    wl = get_workload("bert_tiny")
+    first = extract_tasks(wl, host)
+    start = time.perf_counter()
+    again = extract_tasks(wl, host)
+    assert time.perf_counter() - start < 0.5
+    assert [t.summary() for t in again] == [t.summary() for t in first]
+
+
+def test_layer_scaling_matches_the_whole_model(host):
+    """A `repeat` workload built from 1 and 2 layers weighs its tasks like the full-depth model."""
+    kw = (("heads", 2), ("hidden", 32), ("intermediate", 64))
+    inputs = (((1, 16), "int64"),)
+    scaled = Workload("bert_l5_scaled", "hf_bert", inputs, "train", kw, repeat=("layers", 5))
+    whole = Workload("bert_l5_whole", "hf_bert", inputs, "train", kw + (("layers", 5),))
+    got = {t.hash: t.weight for t in extract_tasks(scaled, host, use_cache=False)}
+    want = {t.hash: t.weight for t in extract_tasks(whole, host, use_cache=False)}
+    assert got == want
