@@ -1,0 +1,43 @@
+"""Where a number came from: commit, package versions, CPU, target, date. Saved beside every result."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tlm_core.paths import REPO_ROOT
+from tlm_core.tvm_env import versions
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo on Linux)."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def provenance(target=None, **extra) -> dict:
+    """The provenance sidecar of a result: add scale, seeds and settings as keyword arguments."""
+    return {
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "versions": versions(),
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "target": None if target is None else {**asdict(target.hardware), "tvm": target.hardware.tvm_target_dict()},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
