@@ -2,7 +2,7 @@
 
 import pytest
 
-from tlm_core.tasks import extract_tasks, test_task_hashes, training_tasks
+from tlm_core.tasks import extract_tasks, held_out_hashes, training_tasks
 from tlm_core.workloads.zoo import TEST, TRAIN
 
 
@@ -15,7 +15,7 @@ def test_every_test_workload_extracts(host):
 
 @pytest.mark.slow
 def test_training_tasks_are_disjoint_from_test_tasks(host):
-    held_out = test_task_hashes(host)
+    held_out = held_out_hashes(host)
     kept = dropped = 0
     for w in TRAIN:
         raw = extract_tasks(w, host)

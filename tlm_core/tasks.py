@@ -160,7 +160,7 @@ def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
     return list(tasks.values())
 
 
-def test_task_hashes(target: ResolvedTarget) -> set[str]:
+def held_out_hashes(target: ResolvedTarget) -> set[str]:
     """Structural hashes of every task of the Table-1 test workloads (the held-out set)."""
     from tlm_core.workloads.zoo import TEST
 
