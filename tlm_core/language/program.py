@@ -1,0 +1,168 @@
+"""A program in the tensor language: a sketch of a task's design space plus its decisions.
+
+Decisions, in replay order: every sampling instruction of the sketch (SamplePerfectTile,
+SampleCategorical, SampleComputeLocation) and the sketch's parallel and vectorize extents (the
+`meta_schedule.parallel` / `meta_schedule.vectorize` annotations, which TLM treats as decisions).
+`replay` applies a program to its task through the live schedule: a decision provider sees each
+decision's space in the current schedule state (what the generator masks the model's logits with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tlm_core.language import domains
+
+#: Annotation keys whose values are decisions, and the decision kind each becomes.
+EXTENT_ANNOTATIONS = {"meta_schedule.parallel": "parallel", "meta_schedule.vectorize": "vectorize"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision: its kind, the header describing its space, and the value taken."""
+
+    kind: str  # "tile" | "categorical" | "location" | "parallel" | "vectorize"
+    header: tuple[int, ...]  # tile: (n, extent, max_innermost); categorical: candidates; extents: (limit,)
+    value: tuple[int, ...]  # tile: n factors; categorical: (index,); location: (loc,); extents: (extent,)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A sketch (by index in the task's design space) and its decisions."""
+
+    sketch: int
+    decisions: tuple[Decision, ...]
+
+
+class InvalidDecision(ValueError):
+    """A decision outside its valid domain in the current schedule state."""
+
+
+def _annotation_kind(inst) -> str | None:
+    if inst.kind.name != "Annotate":
+        return None
+    return EXTENT_ANNOTATIONS.get(str(inst.attrs[0]))
+
+
+def _with_extent(inst, value: int):
+    """The Annotate instruction with another value (annotation values are inputs, not decisions)."""
+    import tvm
+    from tvm.s_tir.schedule import Instruction
+
+    inputs = [inst.inputs[0], tvm.tirx.IntImm("int32", value)]
+    return Instruction(inst.kind, inputs, inst.attrs, inst.outputs)
+
+
+#: chooser(kind, header, domain) -> value, where domain() lists the valid values in the current
+#: state (computed only when asked: listing compute locations costs schedule copies). Random
+#: sampling, replay and the model all answer through it. A chooser may return None for a
+#: compute location: TVM then samples it uniformly from the valid ones (the same distribution).
+Chooser = Callable[[str, tuple, Callable[[], list]], "tuple | None"]
+_SAMPLING = ("SamplePerfectTile", "SampleCategorical", "SampleComputeLocation")
+
+
+def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
+    """Apply the sketch with decisions from `choose`; (schedule, Program), postprocessors applied.
+
+    Returns (None, program) when a postprocessor rejects the program.
+    """
+    from tvm.s_tir import Schedule, Trace
+
+    sketch = space.sketches[sketch_index].trace
+    # Extent annotations are inputs of the trace, not decisions: chosen before the replay.
+    insts, extents = [], {}
+    for pos, inst in enumerate(sketch.insts):
+        kind = _annotation_kind(inst)
+        if kind is None:
+            insts.append(inst)
+            continue
+        limit = int(inst.inputs[1])
+        value = choose(kind, (limit,), lambda: domains.extent_domain(kind, limit, hardware))
+        extents[pos] = Decision(kind, (limit,), tuple(value))
+        insts.append(_with_extent(inst, value[0]))
+    sch = Schedule(space.task.mod, seed=max(1, seed))
+    sampled: dict[int, list] = {}  # instruction position -> [kind, header, value or None]
+    counter = [0]  # the provider sees every instruction, in trace order
+
+    def provider(inst, inputs, attrs, decision):
+        pos = counter[0]
+        counter[0] += 1
+        name = inst.kind.name
+        if name == "SamplePerfectTile":
+            n, max_inner = int(attrs[0]), int(attrs[1])
+            header = (n, int(sch.get(inputs[0]).extent), max_inner)
+            value = choose("tile", header, lambda: domains.tile_domain(header[1], n, max_inner))
+            sampled[pos] = ["tile", header, tuple(value)]
+            return [int(v) for v in value]
+        if name == "SampleCategorical":
+            header = tuple(int(c) for c in attrs[0])
+            value = choose("categorical", header, lambda: domains.categorical_domain(header))
+            sampled[pos] = ["categorical", header, tuple(value)]
+            return int(value[0])
+        if name == "SampleComputeLocation":
+            value = choose("location", (), lambda: domains.location_domain(sch, inputs[0]))
+            sampled[pos] = ["location", (), None if value is None else tuple(value)]
+            return None if value is None else int(value[0])
+        return decision
+
+    Trace(insts, {}).apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+    made = [sch.trace.decisions[i] for i in sch.trace.insts if i.kind.name in _SAMPLING]
+    decisions = []
+    for pos in range(len(insts)):
+        if pos in extents:
+            decisions.append(extents[pos])
+        elif pos in sampled:
+            kind, header, value = sampled[pos]
+            taken = made[sum(1 for p in sampled if p < pos)]
+            if value is None:  # TVM sampled it
+                value = (int(taken),)
+            decisions.append(Decision(kind, header, value))
+    program = Program(sketch_index, tuple(decisions))
+    if not all(p.apply(sch) for p in space.postprocs):
+        return None, program
+    return sch, program
+
+
+def random_chooser(rng) -> Chooser:
+    """Algorithm 1: each decision uniformly from its valid domain."""
+
+    def choose(kind, header, domain):
+        if kind == "location":
+            return None  # TVM samples uniformly among the valid locations, without listing them
+        values = domain()
+        return values[int(rng.integers(len(values)))]
+
+    return choose
+
+
+def program_chooser(program: Program) -> Chooser:
+    """Replays a given program; raises InvalidDecision on a value outside its current domain."""
+    # Extents are chosen before the replay, sampling decisions during it: two queues, each in order.
+    extents = [d for d in program.decisions if d.kind in EXTENT_ANNOTATIONS.values()]
+    sampling = [d for d in program.decisions if d.kind not in EXTENT_ANNOTATIONS.values()]
+
+    def choose(kind, header, domain):
+        queue = extents if kind in EXTENT_ANNOTATIONS.values() else sampling
+        if not queue:
+            raise InvalidDecision(f"the program has fewer {kind} decisions than sketch {program.sketch}")
+        d = queue.pop(0)
+        if d.kind != kind or tuple(d.header) != tuple(header):
+            raise InvalidDecision(f"decision {d.kind}{d.header} where the sketch has {kind}{header}")
+        if d.value not in domain():
+            raise InvalidDecision(f"{kind} value {d.value} is not in its domain here")
+        return d.value
+
+    return choose
+
+
+def apply_program(space, program: Program, hardware):
+    """The scheduled (postprocessed) program, or InvalidDecision."""
+    if not 0 <= program.sketch < len(space.sketches):
+        raise InvalidDecision(f"sketch {program.sketch} does not exist ({len(space.sketches)} sketches)")
+    sch, replayed = replay(space, program.sketch, program_chooser(program), hardware)
+    if len(replayed.decisions) != len(program.decisions):
+        raise InvalidDecision("the program has more decisions than its sketch")
+    if sch is None:
+        raise InvalidDecision("a postprocessor rejects the program")
+    return sch
