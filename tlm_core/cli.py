@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -48,6 +49,72 @@ def cmd_tasks(args) -> None:
     log(f"{len(tasks)} tasks, {sum(t.weight for t in tasks)} subgraph instances, {seconds:.1f} s")
 
 
+def _sources(names: list[str], module: str | None):
+    from tlm_core import workloads
+
+    if module and names:
+        raise UserError("give WORKLOAD names or --module FILE.py:FN, not both")
+    if module:
+        return [workloads.parse_module(module)]
+    if not names:
+        raise UserError("give at least one WORKLOAD (see `tlm workloads`) or --module FILE.py:FN")
+    return [workloads.get_workload(n) for n in names]
+
+
+def _entries(args):
+    """(workload name, task) pairs of the command's workloads, tasks extracted (cached)."""
+    from tlm_core.target import resolve_target
+    from tlm_core.tasks import extract_tasks
+
+    sources = _sources(args.workload, args.module)
+    target = resolve_target(args.target)
+    return [(s.name, t) for s in sources for t in extract_tasks(s, target)], target
+
+
+def cmd_sample(args) -> None:
+    import pandas as pd
+
+    from tlm_core.language import sampling
+
+    if args.n < 1:
+        raise UserError("-n must be at least 1")
+    if not args.out.endswith(".parquet"):
+        raise UserError(f"--out {args.out!r}: the output is a parquet file, name it *.parquet")
+    entries, target = _entries(args)
+    workers = args.workers or sampling.default_workers()
+    start = time.perf_counter()
+    jobs = sampling.plan(entries, args.n, target, args.seed, workers)
+    results = sampling.run_jobs(sampling.sample_job, jobs, workers, "sample")
+    rows = [r for rs, _ in results for r in rs]
+    seconds = time.perf_counter() - start
+    df = pd.DataFrame(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    df.to_parquet(args.out, index=False)
+    total = df.prompt_tokens + df.decision_tokens
+    summary = {"sentences": len(df), "tasks": len(entries), "workloads": sorted({w for w, _ in entries}),
+               "seconds": round(seconds, 2), "sentences_per_s": round(len(df) / seconds, 1),
+               "rejected_by_postproc": sum(r for _, r in results), "max_tokens": int(total.max()),
+               "mean_tokens": round(float(total.mean()), 1), "max_decision_tokens": int(df.decision_tokens.max()),
+               "workers": workers, "out": args.out}
+    emit_json(summary) if args.json else log(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def cmd_roundtrip(args) -> None:
+    from tlm_core.language import sampling
+
+    entries, target = _entries(args)
+    workers = args.workers or sampling.default_workers()
+    start = time.perf_counter()
+    jobs = sampling.plan(entries, args.n * len(entries), target, args.seed, workers)
+    parts = sampling.run_jobs(sampling.roundtrip_job, jobs, workers, "roundtrip")
+    out = {k: sum(p[k] for p in parts) for k in ("programs", "identical", "different", "rejected_by_postproc")}
+    out.update(tasks=len(entries), seconds=round(time.perf_counter() - start, 2),
+               failures=[f for p in parts for f in p["failures"]][:10])
+    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
+    if out["different"]:
+        raise UserError(f"{out['different']} of {out['programs']} programs did not survive the round trip")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="extract again even if cached")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("sample", help="random valid sentences (pretraining data) into a parquet file")
+    p.add_argument("workload", nargs="*", help="workload names")
+    p.add_argument("--module", metavar="FILE.py:FN")
+    p.add_argument("--target", default="host")
+    p.add_argument("-n", type=int, required=True, help="sentences in all, spread evenly over the tasks")
+    p.add_argument("--out", required=True, help="FILE.parquet")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("roundtrip", help="sample, encode, decode, compare: proof of losslessness")
+    p.add_argument("workload", nargs="*", help="workload names")
+    p.add_argument("--module", metavar="FILE.py:FN")
+    p.add_argument("--target", default="host")
+    p.add_argument("-n", type=int, default=10, help="programs per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_roundtrip)
     return parser
 
 

@@ -45,13 +45,31 @@ def _annotation_kind(inst) -> str | None:
     return EXTENT_ANNOTATIONS.get(str(inst.attrs[0]))
 
 
-def _with_extent(inst, value: int):
-    """The Annotate instruction with another value (annotation values are inputs, not decisions)."""
-    import tvm
-    from tvm.s_tir.schedule import Instruction
+_EXTENT_INSTS: dict = {}  # (task hash, sketch, position, value) -> Instruction
+_BASE: dict = {}  # task hash -> unscheduled Schedule, copied for each replay
 
-    inputs = [inst.inputs[0], tvm.tirx.IntImm("int32", value)]
-    return Instruction(inst.kind, inputs, inst.attrs, inst.outputs)
+
+def _with_extent(key: tuple, inst, value: int):
+    """The Annotate instruction with another value (annotation values are inputs, not decisions)."""
+    if key + (value,) not in _EXTENT_INSTS:
+        import tvm
+        from tvm.s_tir.schedule import Instruction
+
+        inputs = [inst.inputs[0], tvm.tirx.IntImm("int32", value)]
+        _EXTENT_INSTS[key + (value,)] = Instruction(inst.kind, inputs, inst.attrs, inst.outputs)
+    return _EXTENT_INSTS[key + (value,)]
+
+
+def _fresh_schedule(task, seed: int):
+    """A new schedule of the task: a copy of a cached one (cheaper than parsing the module again)."""
+    from tvm.s_tir import Schedule
+    from tvm.s_tir.schedule import _ffi_api
+
+    if task.hash not in _BASE:
+        _BASE[task.hash] = Schedule(task.mod)
+    sch = _ffi_api.ScheduleCopy(_BASE[task.hash])
+    sch.seed(max(1, seed))
+    return sch
 
 
 #: chooser(kind, header, domain) -> value, where domain() lists the valid values in the current
@@ -67,7 +85,8 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
 
     Returns (None, program) when a postprocessor rejects the program.
     """
-    from tvm.s_tir import Schedule, Trace
+    from tvm.s_tir import Trace
+    from tvm.s_tir.schedule import _ffi_api
 
     sketch = space.sketches[sketch_index].trace
     # Extent annotations are inputs of the trace, not decisions: chosen before the replay.
@@ -80,8 +99,8 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
         limit = int(inst.inputs[1])
         value = choose(kind, (limit,), lambda: domains.extent_domain(kind, limit, hardware))
         extents[pos] = Decision(kind, (limit,), tuple(value))
-        insts.append(_with_extent(inst, value[0]))
-    sch = Schedule(space.task.mod, seed=max(1, seed))
+        insts.append(_with_extent((space.task.hash, sketch_index, pos), inst, value[0]))
+    sch = _fresh_schedule(space.task, seed)
     sampled: dict[int, list] = {}  # instruction position -> [kind, header, value or None]
     counter = [0]  # the provider sees every instruction, in trace order
 
@@ -91,7 +110,7 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
         name = inst.kind.name
         if name == "SamplePerfectTile":
             n, max_inner = int(attrs[0]), int(attrs[1])
-            header = (n, int(sch.get(inputs[0]).extent), max_inner)
+            header = (n, int(_ffi_api.ScheduleGet(sch, inputs[0]).extent), max_inner)  # no type-check wrapper
             value = choose("tile", header, lambda: domains.tile_domain(header[1], n, max_inner))
             sampled[pos] = ["tile", header, tuple(value)]
             return [int(v) for v in value]
@@ -107,16 +126,17 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
         return decision
 
     Trace(insts, {}).apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
-    made = [sch.trace.decisions[i] for i in sch.trace.insts if i.kind.name in _SAMPLING]
+    made = None  # what TVM sampled, read from the trace only when a location was left to it
     decisions = []
     for pos in range(len(insts)):
         if pos in extents:
             decisions.append(extents[pos])
         elif pos in sampled:
             kind, header, value = sampled[pos]
-            taken = made[sum(1 for p in sampled if p < pos)]
             if value is None:  # TVM sampled it
-                value = (int(taken),)
+                if made is None:
+                    made = [sch.trace.decisions[i] for i in sch.trace.insts if i.kind.name in _SAMPLING]
+                value = (int(made[sum(1 for p in sampled if p < pos)]),)
             decisions.append(Decision(kind, header, value))
     program = Program(sketch_index, tuple(decisions))
     if not all(p.apply(sch) for p in space.postprocs):

@@ -1,0 +1,125 @@
+"""Random sentences (Algorithm 1: every decision uniformly from its valid domain) and round trips.
+
+Both fan out over worker processes (one per core), each holding the design spaces of its tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from tlm_core.target import ResolvedTarget
+from tlm_core.tasks import Task
+
+
+@dataclass(frozen=True)
+class Job:
+    """Sentences to write for some tasks: `counts[i]` for `tasks[i]`."""
+
+    workloads: tuple[str, ...]
+    tasks: tuple[Task, ...]
+    counts: tuple[int, ...]
+    target: ResolvedTarget
+    seed: int
+
+
+def _spread(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def plan(entries: list[tuple[str, Task]], n: int, target: ResolvedTarget, seed: int, workers: int) -> list[Job]:
+    """n sentences spread evenly over the tasks, the tasks dealt to `workers` jobs."""
+    counts = _spread(n, len(entries))
+    jobs = []
+    for w in range(workers):
+        mine = [(i, e) for i, e in enumerate(entries) if i % workers == w and counts[i] > 0]
+        if mine:
+            jobs.append(Job(tuple(e[0] for _, e in mine), tuple(e[1] for _, e in mine),
+                            tuple(counts[i] for i, _ in mine), target, seed * 1009 + w))
+    return jobs
+
+
+def sample_job(job: Job) -> tuple[list[dict], int]:
+    """Rows of random valid sentences, and how many samples the postprocessors rejected."""
+    from tlm_core.language.program import random_chooser, replay
+    from tlm_core.language.sentence import decision_tokens, prompt
+    from tlm_core.space import design_space
+
+    rng = np.random.default_rng(job.seed)
+    hw = job.target.hardware
+    rows, rejected = [], 0
+    for workload, task, count in zip(job.workloads, job.tasks, job.counts):
+        space = design_space(task, job.target)
+        prompts = [" ".join(prompt(task, hw, space, k)) for k in range(len(space.sketches))]
+        made, tries = 0, 0
+        while made < count and tries < 20 * count:
+            k = tries % len(space.sketches)
+            tries += 1
+            sch, program = replay(space, k, random_chooser(rng), hw, seed=int(rng.integers(1, 2**30)))
+            if sch is None:
+                rejected += 1
+                continue
+            dec = decision_tokens(program)
+            rows.append({"workload": workload, "task_name": task.name, "task_hash": task.hash,
+                         "weight": task.weight, "sketch": k, "prompt": prompts[k], "decisions": " ".join(dec),
+                         "prompt_tokens": prompts[k].count(" ") + 1, "decision_tokens": len(dec)})
+            made += 1
+    return rows, rejected
+
+
+def roundtrip_job(job: Job) -> dict:
+    """Sample, encode, decode, re-apply, compare: counts of identical programs."""
+    import tvm_ffi
+
+    from tlm_core.language.program import InvalidDecision, apply_program, random_chooser, replay
+    from tlm_core.language.sentence import decode, encode, prompt
+    from tlm_core.space import design_space
+
+    rng = np.random.default_rng(job.seed)
+    hw = job.target.hardware
+    out = {"programs": 0, "identical": 0, "different": 0, "rejected_by_postproc": 0, "failures": []}
+    for task, count in zip(job.tasks, job.counts):
+        space = design_space(task, job.target)
+        for i in range(count):
+            k = i % len(space.sketches)
+            sch, program = replay(space, k, random_chooser(rng), hw, seed=int(rng.integers(1, 2**30)))
+            if sch is None:
+                out["rejected_by_postproc"] += 1
+                continue
+            tokens = encode(program, prompt(task, hw, space, k))
+            out["programs"] += 1
+            try:
+                again = decode(" ".join(tokens).split())
+                sch2 = apply_program(space, again, hw)
+                same = again == program and tvm_ffi.structural_equal(sch.mod, sch2.mod)
+            except (ValueError, InvalidDecision) as err:
+                same = False
+                out["failures"].append(f"{task.name}: {err}")
+            out["identical" if same else "different"] += 1
+            if not same and len(out["failures"]) < 5:
+                out["failures"].append(f"{task.name}: sketch {k}: decoded program differs")
+    return out
+
+
+def run_jobs(fn, jobs: list[Job], workers: int, desc: str):
+    """Run jobs in worker processes (in-process for one worker), with a progress bar."""
+    from tlm_core.ui import progress
+
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(j) for j in progress(jobs, desc, unit="job")]
+    # spawn: TVM's thread pools do not survive fork.
+    import multiprocessing
+
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(progress(pool.map(fn, jobs), desc, total=len(jobs), unit="job"))
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
