@@ -103,8 +103,16 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
     sch = _fresh_schedule(space.task, seed)
     sampled: dict[int, list] = {}  # instruction position -> [kind, header, value or None]
     counter = [0]  # the provider sees every instruction, in trace order
+    raised: list[Exception] = []  # exceptions cross TVM's FFI as RuntimeError: keep the original
 
     def provider(inst, inputs, attrs, decision):
+        try:
+            return choose_for(inst, inputs, attrs, decision)
+        except Exception as err:
+            raised.append(err)
+            raise
+
+    def choose_for(inst, inputs, attrs, decision):
         pos = counter[0]
         counter[0] += 1
         name = inst.kind.name
@@ -125,7 +133,12 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
             return None if value is None else int(value[0])
         return decision
 
-    Trace(insts, {}).apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+    try:
+        Trace(insts, {}).apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+    except Exception:
+        if raised:
+            raise raised[0] from None
+        raise
     made = None  # what TVM sampled, read from the trace only when a location was left to it
     decisions = []
     for pos in range(len(insts)):
