@@ -80,7 +80,54 @@ Chooser = Callable[[str, tuple, Callable[[], list]], "tuple | None"]
 _SAMPLING = ("SamplePerfectTile", "SampleCategorical", "SampleComputeLocation")
 
 
-def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
+_STATIC: dict = {}  # (task hash, sketch) -> {position: tile header} or None
+_INSTS: dict = {}  # (task hash, sketch) -> [(position, instruction, extent-annotation kind or None)]
+
+
+def _sketch_insts(space, sketch_index: int) -> list:
+    """The sketch's instructions as Python objects, read from TVM once (FFI containers are slow)."""
+    key = (space.task.hash, sketch_index)
+    if key not in _INSTS:
+        _INSTS[key] = [(pos, inst, _annotation_kind(inst))
+                       for pos, inst in enumerate(space.sketches[sketch_index].trace.insts)]
+    return _INSTS[key]
+
+
+def _static_tiles(space, sketch_index: int) -> dict | None:
+    """Tile headers known before replay, or None when some loop extent depends on a decision.
+
+    A loop's extent is fixed when its LoopRV was made before any instruction consumed a sampled
+    value (a Split by sampled factors, a ComputeAt to a sampled location...): then every replay
+    sees the same extent, and tiles can be drawn without calling back into Python per instruction.
+    """
+    key = (space.task.hash, sketch_index)
+    if key in _STATIC:
+        return _STATIC[key]
+    trace = space.sketches[sketch_index].trace
+    # One slow replay gives every tiled loop's extent (the headers of its tile decisions, in order).
+    import numpy as np
+
+    _, probe = replay(space, sketch_index, random_chooser(np.random.default_rng(0)), None, fast=False)
+    tile_headers = iter([d.header for d in probe.decisions if d.kind == "tile"])
+    sampled_rvs, static_rvs, dynamic, headers = set(), set(), False, {}
+    for pos, inst in enumerate(trace.insts):
+        if any(hash(x) in sampled_rvs for x in inst.inputs):
+            dynamic = True
+        if inst.kind.name == "SamplePerfectTile":
+            headers[pos] = next(tile_headers)
+            if hash(inst.inputs[0]) not in static_rvs:
+                _STATIC[key] = None
+                return None
+        outputs = {hash(o) for o in inst.outputs}
+        if inst.kind.name in _SAMPLING:
+            sampled_rvs |= outputs
+        elif not dynamic:
+            static_rvs |= outputs
+    _STATIC[key] = headers
+    return headers
+
+
+def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1, fast: bool = True):
     """Apply the sketch with decisions from `choose`; (schedule, Program), postprocessors applied.
 
     Returns (None, program) when a postprocessor rejects the program.
@@ -88,11 +135,9 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
     from tvm.s_tir import Trace
     from tvm.s_tir.schedule import _ffi_api
 
-    sketch = space.sketches[sketch_index].trace
     # Extent annotations are inputs of the trace, not decisions: chosen before the replay.
     insts, extents = [], {}
-    for pos, inst in enumerate(sketch.insts):
-        kind = _annotation_kind(inst)
+    for pos, inst, kind in _sketch_insts(space, sketch_index):
         if kind is None:
             insts.append(inst)
             continue
@@ -133,12 +178,32 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1):
             return None if value is None else int(value[0])
         return decision
 
-    try:
-        Trace(insts, {}).apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
-    except Exception:
-        if raised:
-            raise raised[0] from None
-        raise
+    static = _static_tiles(space, sketch_index) if fast and getattr(choose, "stateless", False) else None
+    if static is not None:
+        # Fast path: every decision drawn up front, one replay without Python callbacks.
+        chosen = {}
+        for pos, inst in enumerate(insts):
+            name = inst.kind.name
+            if name == "SamplePerfectTile":
+                header = static[pos]
+                value = choose("tile", header, lambda h=header: domains.tile_domain(h[1], h[0], h[2]))
+                sampled[pos] = ["tile", header, tuple(value)]
+                chosen[inst] = [int(v) for v in value]
+            elif name == "SampleCategorical":
+                header = tuple(int(c) for c in inst.attrs[0])
+                value = choose("categorical", header, lambda h=header: domains.categorical_domain(h))
+                sampled[pos] = ["categorical", header, tuple(value)]
+                chosen[inst] = int(value[0])
+            elif name == "SampleComputeLocation":
+                sampled[pos] = ["location", (), None]  # left to TVM: uniform over the valid ones
+        Trace(insts, chosen).apply_to_schedule(sch, remove_postproc=True)
+    else:
+        try:
+            Trace(insts, {}).apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+        except Exception:
+            if raised:
+                raise raised[0] from None
+            raise
     made = None  # what TVM sampled, read from the trace only when a location was left to it
     decisions = []
     for pos in range(len(insts)):
@@ -166,6 +231,7 @@ def random_chooser(rng) -> Chooser:
         values = domain()
         return values[int(rng.integers(len(values)))]
 
+    choose.stateless = True  # needs no live schedule state: replay may take its fast path
     return choose
 
 
