@@ -66,9 +66,17 @@ def _entries(args):
     from tlm_core.target import resolve_target
     from tlm_core.tasks import extract_tasks
 
+    from tlm_core.tasks import held_out_hashes
+
     sources = _sources(args.workload, args.module)
     target = resolve_target(args.target)
-    return [(s.name, t) for s in sources for t in extract_tasks(s, target)], target
+    # Training workloads never contribute a subgraph that a test workload has (the held-out set).
+    held = held_out_hashes(target) if any(s.split == "train" for s in sources) else set()
+    pairs = [(s, t) for s in sources for t in extract_tasks(s, target)]
+    kept = [(s.name, t) for s, t in pairs if s.split != "train" or t.hash not in held]
+    if len(kept) < len(pairs):
+        log(f"held out {len(pairs) - len(kept)} training tasks that a test workload has")
+    return kept, target
 
 
 def cmd_sample(args) -> None:
