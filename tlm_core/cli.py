@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -104,6 +105,12 @@ def cmd_sample(args) -> None:
                "rejected_by_postproc": sum(r for _, r in results), "max_tokens": int(total.max()),
                "mean_tokens": round(float(total.mean()), 1), "max_decision_tokens": int(df.decision_tokens.max()),
                "workers": workers, "out": args.out}
+    # Provenance sidecar beside the data: what made it, where, with which versions.
+    from tlm_core.provenance import provenance
+
+    sidecar = provenance(target, command="tlm sample", seed=args.seed, summary=summary)
+    with open(args.out + ".provenance.json", "w") as f:
+        json.dump(sidecar, f, indent=2, default=str)
     emit_json(summary) if args.json else log(" ".join(f"{k}={v}" for k, v in summary.items()))
 
 
