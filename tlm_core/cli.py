@@ -12,10 +12,19 @@ from tlm_core.errors import UserError
 from tlm_core.ui import emit_json, log
 
 
-def _add_source(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workload", nargs="?", help="a workload name (see `tlm workloads`)")
+def _add_source(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("workload", nargs="*", help="workload names (see `tlm workloads`)")
+    else:
+        p.add_argument("workload", nargs="?", help="a workload name (see `tlm workloads`)")
     p.add_argument("--module", metavar="FILE.py:FN", help="your model: FN() returns (torch.nn.Module, example_inputs)")
     p.add_argument("--target", default="host", help="'host', 'cuda', or a JSON TVM target dict (default: host)")
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
 def cmd_workloads(args) -> None:
@@ -65,9 +74,7 @@ def _sources(names: list[str], module: str | None):
 def _entries(args):
     """(workload name, task) pairs of the command's workloads, tasks extracted (cached)."""
     from tlm_core.target import resolve_target
-    from tlm_core.tasks import extract_tasks
-
-    from tlm_core.tasks import held_out_hashes
+    from tlm_core.tasks import extract_tasks, held_out_hashes
 
     sources = _sources(args.workload, args.module)
     target = resolve_target(args.target)
@@ -117,6 +124,8 @@ def cmd_sample(args) -> None:
 def cmd_roundtrip(args) -> None:
     from tlm_core.language import sampling
 
+    if args.n < 1:
+        raise UserError("-n must be at least 1")
     entries, target = _entries(args)
     workers = args.workers or sampling.default_workers()
     start = time.perf_counter()
@@ -146,24 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("sample", help="random valid sentences (pretraining data) into a parquet file")
-    p.add_argument("workload", nargs="*", help="workload names")
-    p.add_argument("--module", metavar="FILE.py:FN")
-    p.add_argument("--target", default="host")
+    _add_source(p, many=True)
     p.add_argument("-n", type=int, required=True, help="sentences in all, spread evenly over the tasks")
     p.add_argument("--out", required=True, help="FILE.parquet")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
-    p.add_argument("--json", action="store_true")
+    _add_sampling(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("roundtrip", help="sample, encode, decode, compare: proof of losslessness")
-    p.add_argument("workload", nargs="*", help="workload names")
-    p.add_argument("--module", metavar="FILE.py:FN")
-    p.add_argument("--target", default="host")
+    _add_source(p, many=True)
     p.add_argument("-n", type=int, default=10, help="programs per task")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    _add_sampling(p)
     p.set_defaults(func=cmd_roundtrip)
     return parser
 

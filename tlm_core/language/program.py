@@ -45,7 +45,9 @@ def _annotation_kind(inst) -> str | None:
     return EXTENT_ANNOTATIONS.get(str(inst.attrs[0]))
 
 
-_EXTENT_INSTS: dict = {}  # (task hash, sketch, position, value) -> Instruction
+# Per-sketch caches are keyed by id(space): design_space() caches every space for the life of the
+# process, so the id is stable, and it tells apart spaces of one task on two targets.
+_EXTENT_INSTS: dict = {}  # (id(space), sketch, position, value) -> Instruction
 _BASE: dict = {}  # task hash -> unscheduled Schedule, copied for each replay
 
 
@@ -80,13 +82,13 @@ Chooser = Callable[[str, tuple, Callable[[], list]], "tuple | None"]
 _SAMPLING = ("SamplePerfectTile", "SampleCategorical", "SampleComputeLocation")
 
 
-_STATIC: dict = {}  # (task hash, sketch) -> {position: tile header} or None
-_INSTS: dict = {}  # (task hash, sketch) -> [(position, instruction, extent-annotation kind or None)]
+_STATIC: dict = {}  # (id(space), sketch) -> {position: tile header} or None
+_INSTS: dict = {}  # (id(space), sketch) -> [(position, instruction, extent-annotation kind or None)]
 
 
 def _sketch_insts(space, sketch_index: int) -> list:
     """The sketch's instructions as Python objects, read from TVM once (FFI containers are slow)."""
-    key = (space.task.hash, sketch_index)
+    key = (id(space), sketch_index)
     if key not in _INSTS:
         _INSTS[key] = [(pos, inst, _annotation_kind(inst))
                        for pos, inst in enumerate(space.sketches[sketch_index].trace.insts)]
@@ -100,7 +102,7 @@ def _static_tiles(space, sketch_index: int) -> dict | None:
     value (a Split by sampled factors, a ComputeAt to a sampled location...): then every replay
     sees the same extent, and tiles can be drawn without calling back into Python per instruction.
     """
-    key = (space.task.hash, sketch_index)
+    key = (id(space), sketch_index)
     if key in _STATIC:
         return _STATIC[key]
     trace = space.sketches[sketch_index].trace
@@ -144,7 +146,7 @@ def replay(space, sketch_index: int, choose: Chooser, hardware, seed: int = 1, f
         limit = int(inst.inputs[1])
         value = choose(kind, (limit,), lambda: domains.extent_domain(kind, limit, hardware))
         extents[pos] = Decision(kind, (limit,), tuple(value))
-        insts.append(_with_extent((space.task.hash, sketch_index, pos), inst, value[0]))
+        insts.append(_with_extent((id(space), sketch_index, pos), inst, value[0]))
     sch = _fresh_schedule(space.task, seed)
     sampled: dict[int, list] = {}  # instruction position -> [kind, header, value or None]
     counter = [0]  # the provider sees every instruction, in trace order
