@@ -42,6 +42,16 @@ def test_random_schedules_compute_the_same_numbers(mm, host, tmp_path):
     assert all(r["max_rel_err"] < 1e-4 and r["latency_s"] > 0 and len(r["latencies_s"]) == 2 for r in recs)
 
 
+def test_many_tasks_interleaved_keep_their_references(host, tmp_path):
+    # The runner keeps only a few reference outputs; tasks that come back after others were checked
+    # in between must still be checked against their own reference (a stale cache once broke this).
+    tasks = [kernels.matmul(32 + 16 * i) for i in range(6)]
+    cands = [random_candidates(t, host, 2, seed=3)[j] for j in range(2) for t in tasks]
+    with Measurer(host, tmp_path, MeasureConfig(batch=4, repeat=1, min_repeat_ms=0)) as m:
+        records = m.measure(cands)
+    assert [r["status"] for r in records] == ["ok"] * len(cands), [r["error"] for r in records]
+
+
 def test_wrong_numbers_are_caught(host, tmp_path):
     task = kernels.scale_add()
     sch = Schedule(task.mod)

@@ -139,6 +139,65 @@ def cmd_roundtrip(args) -> None:
         raise UserError(f"{out['different']} of {out['programs']} programs did not survive the round trip")
 
 
+def cmd_train_collect(args) -> None:
+    from tlm_core.target import resolve_target
+    from tlm_core.train import demonstrations
+
+    if args.per_task < 1:
+        raise UserError("--per-task must be at least 1")
+    target = resolve_target(args.target)
+    start = time.perf_counter()
+    out = demonstrations.collect_random(target, args.store, args.per_task, args.seed)
+    out.update(seconds=round(time.perf_counter() - start, 1), store=args.store)
+    if args.export:
+        out.update(demonstrations.export(args.store, args.export))
+    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
+
+
+def cmd_train_pretrain(args) -> None:
+    import pandas as pd
+
+    from tlm_core.train.trainer import TrainConfig, train
+
+    if not os.path.exists(args.data):
+        raise UserError(f"--data {args.data}: no such file (make one with `tlm sample`)")
+    df = pd.read_parquet(args.data, columns=["prompt", "decisions"])
+    if args.max_sentences:
+        df = df.sample(n=min(args.max_sentences, len(df)), random_state=args.seed)
+    cfg = TrainConfig(stage="pretrain", size=args.config, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    summary = train(df, cfg, args.out)
+    summary.update(data=args.data, out=args.out)
+    emit_json(summary) if args.json else log(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def cmd_train_sft(args) -> None:
+    from tlm_core.train import demonstrations
+    from tlm_core.train.trainer import TrainConfig, train
+
+    records = demonstrations.load_records(args.records)
+    sft = demonstrations.best_programs(records, args.top)
+    log(f"SFT on {len(sft)} programs: the best {args.top} of {sft.task_hash.nunique()} subgraphs per sketch")
+    cfg = TrainConfig(stage="sft", size="", init=args.init, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                      warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
+    summary = train(sft, cfg, args.out)
+    summary.update(records=len(records), sft_programs=len(sft), out=args.out)
+    emit_json(summary) if args.json else log(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def cmd_train_iterate(args) -> None:
+    from tlm_core.target import resolve_target
+    from tlm_core.train.iterate import IterateConfig, iterate
+
+    if not os.path.exists(os.path.join(args.init, "config.json")):
+        raise UserError(f"--init {args.init}: no checkpoint there (run `tlm train pretrain` first)")
+    if args.rounds < 1 or args.per_task < 1:
+        raise UserError("--rounds and --per-task must be at least 1")
+    cfg = IterateConfig(init=args.init, store=args.store, rounds=args.rounds, per_task=args.per_task,
+                        top=args.top, temperature=args.temperature, seed=args.seed)
+    out = iterate(cfg, args.out, resolve_target(args.target))
+    emit_json(out) if args.json else log(json.dumps(out["convergence"][-1]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +225,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=10, help="programs per task")
     _add_sampling(p)
     p.set_defaults(func=cmd_roundtrip)
+
+    train = sub.add_parser("train", help="train the TLM: demonstration data, pretraining, SFT, the iterative loop")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    p = tsub.add_parser("collect", help="measure random programs of every training subgraph (round 0)")
+    p.add_argument("--per-task", type=int, default=8, help="random programs per subgraph")
+    p.add_argument("--store", default="data/demonstrations/store", help="record store folder")
+    p.add_argument("--export", metavar="FILE.parquet", help="then write the records as parquet")
+    p.add_argument("--target", default="host", help="'host', 'cuda', or a JSON TVM target dict")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_train_collect)
+    p = tsub.add_parser("pretrain", help="pretrain on random sentences (loss on decision values only)")
+    p.add_argument("--data", default="data/pretrain/sentences.parquet", help="parquet written by `tlm sample`")
+    p.add_argument("--config", default="small", help="model size: tiny, small or paper")
+    p.add_argument("--out", required=True, help="output folder (run again to resume)")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-sentences", type=int, default=0, help="train on a random subset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_train_pretrain)
+    p = tsub.add_parser("sft", help="fine-tune on the fastest measured programs (demonstration data)")
+    p.add_argument("--init", required=True, help="checkpoint folder to start from (the pretrained model)")
+    p.add_argument("--records", default="data/demonstrations/records.parquet",
+                   help="record-store folder or exported parquet of measured programs")
+    p.add_argument("--top", type=int, default=2, help="programs per (subgraph, sketch): the fastest ones")
+    p.add_argument("--out", required=True, help="output folder (run again to resume)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_train_sft)
+    p = tsub.add_parser("iterate", help="generate -> measure -> SFT rounds; measuring overlaps training")
+    p.add_argument("--init", required=True, help="the pretrained checkpoint folder")
+    p.add_argument("--store", default="data/demonstrations/store", help="demonstration record store (round 0 in it)")
+    p.add_argument("--out", required=True, help="output folder: models, markers, convergence log (resumable)")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--per-task", type=int, default=4, help="programs generated per subgraph per round")
+    p.add_argument("--top", type=int, default=2, help="SFT on the fastest programs per (subgraph, sketch)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--target", default="host", help="'host', 'cuda', or a JSON TVM target dict")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_train_iterate)
+
+    from tlm_core.generate import register_cli
+
+    register_cli(sub)
     return parser
 
 

@@ -7,12 +7,12 @@ import os
 import sys
 
 
-def progress(iterable=None, desc: str = "", total: int | None = None, unit: str = "it"):
-    """A tqdm progress bar on stderr (TLM_PROGRESS=0 turns bars off)."""
+def progress(iterable=None, desc: str = "", total: int | None = None, unit: str = "it", **kw):
+    """A tqdm progress bar on stderr (TLM_PROGRESS=0 turns bars off); kw go to tqdm."""
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                disable=os.environ.get("TLM_PROGRESS") == "0")
+                disable=os.environ.get("TLM_PROGRESS") == "0", **kw)
 
 
 def log(message: str) -> None:

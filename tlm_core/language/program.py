@@ -70,7 +70,7 @@ def _fresh_schedule(task, seed: int):
     if task.hash not in _BASE:
         _BASE[task.hash] = Schedule(task.mod)
     sch = _ffi_api.ScheduleCopy(_BASE[task.hash])
-    sch.seed(max(1, seed))
+    _ffi_api.ScheduleSeed(sch, max(1, seed))  # sch.seed() goes through a slow type-checking wrapper
     return sch
 
 

@@ -63,6 +63,7 @@ class Candidate:
     trace: str  # canonical JSON of Trace.as_json() (decisions included)
     workload: str = ""
     method: str = ""
+    extra: str = ""  # JSON object merged into the record (e.g. the program's sketch and decisions)
 
 
 def trace_to_json(trace) -> str:
@@ -99,7 +100,7 @@ class Measurer:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": self._log}
         self._build_pool = PopenPoolExecutor(builders, config.build_timeout_s, *init, **quiet)
         self._runner = PopenWorker(*init, **quiet)
-        self._references: dict[str, dict] = {}  # task hash -> result of worker.reference, this runner
+        self._references: dict[str, dict] = {}  # task hash -> failed worker.reference (not retried)
         self._tmp = tempfile.mkdtemp(prefix="tlm-measure-")
 
     # -- public -------------------------------------------------------------------------------
@@ -169,10 +170,8 @@ class Measurer:
         try:
             return "ok", self._runner.recv()
         except TimeoutError:
-            self._references.clear()  # the worker was killed: its cached references are gone
             return "timeout", f"exceeded {timeout} s"
         except ChildProcessError:
-            self._references.clear()
             return "crash", "the worker process died (segfault or abort)"
         except Exception as err:  # an exception raised inside the worker, outside our try blocks
             return "error", str(err)[-2000:]
@@ -180,12 +179,16 @@ class Measurer:
     def _run(self, key: str, cand: Candidate, artifact: str, build_s: float) -> dict:
         cfg = self.config
         task = cand.task
-        if cfg.check and task.hash not in self._references:
+        ref = self._references.get(task.hash, {"ok": True})
+        if cfg.check and ref["ok"]:
+            # Asked every time: the runner keeps only a few references (memory) and answers at once
+            # for those it has. A failed reference is remembered here: every candidate would fail alike.
             kind, ref = self._call_runner(worker.reference, (task.hash, task.mod_json, self._target_json),
                                           cfg.reference_timeout_s)
-            # A failed reference is remembered too: every candidate of the task would fail alike.
-            self._references[task.hash] = ref if kind == "ok" else {"ok": False, "error": f"{kind}: {ref}"}
-        ref = self._references.get(task.hash, {"ok": True})
+            if kind != "ok":
+                ref = {"ok": False, "error": f"{kind}: {ref}"}
+            if not ref["ok"]:
+                self._references[task.hash] = ref
         if not ref["ok"]:
             return self._record(key, cand, "reference_error", f"unscheduled program: {ref['error']}", build_s=build_s)
         kind, res = self._call_runner(worker.run, (task.hash, task.mod_json, self._target_json, artifact, cfg.check, cfg.number,
@@ -209,5 +212,7 @@ class Measurer:
                "max_rel_err": None, "build_s": None, "run_s": None, "checked": self.config.check,
                "measure": dataclasses.asdict(self.config), "versions": versions(),
                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if cand.extra:
+            rec.update(json.loads(cand.extra))
         rec.update(fields)
         return rec

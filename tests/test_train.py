@@ -1,0 +1,104 @@
+"""Training: value-token loss, prompt-shared chunks equal whole sentences, resumable runs, no leakage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tlm_core import model as M
+from tlm_core.paths import REPO_ROOT
+from tlm_core.train.data import chunk_loss, ids, make_chunks, value_mask
+
+PRETRAIN = REPO_ROOT / "data" / "pretrain" / "sentences.parquet"
+DEMOS = REPO_ROOT / "data" / "demonstrations" / "records.parquet"
+
+
+def _sample(n: int, seed: int = 0) -> pd.DataFrame:
+    df = pd.read_parquet(PRETRAIN, columns=["task_hash", "prompt", "decisions"])
+    # whole prompt groups, so chunks hold several sequences
+    groups = df.prompt.drop_duplicates().sample(n=n, random_state=seed)
+    return df[df.prompt.isin(set(groups))].groupby("prompt").head(6)
+
+
+def test_value_mask_marks_exactly_the_values():
+    toks = "tile n 2 ext 64 limit 64 : 16 4 categorical of 2 0 16 : 1 location : root_loc " \
+           "parallel_ext limit 32 : <num> d1 d0 d2 d4 </num> <eos>".split()
+    got = [t for t, m in zip(toks, value_mask(toks)) if m]
+    assert got == ["16", "4", "1", "root_loc", "<num>", "d1", "d0", "d2", "d4", "</num>"]
+
+
+def test_prompt_shared_chunks_give_the_loss_of_whole_sentences():
+    torch.manual_seed(0)
+    model = M.build("tiny", 3072).eval()
+    chunk = max(make_chunks(_sample(3), seqs=4), key=lambda c: c.decisions.shape[0])
+    assert chunk.decisions.shape[0] > 1  # a real shared-prefix batch, padding included
+    with torch.no_grad():
+        shared, _ = chunk_loss(model, chunk, reduction="none")
+        p = chunk.prompt.numel()
+        for j in range(chunk.decisions.shape[0]):
+            n = int(chunk.attention[j].sum())
+            seq = torch.cat([chunk.prompt, chunk.decisions[j, :n]])
+            logits = model(seq[None]).logits[0]
+            nll = torch.nn.functional.cross_entropy(logits[p:-1], seq[p + 1:], reduction="none")
+            whole = float((nll * chunk.values[j, 1:n]).sum())
+            assert abs(float(shared[j]) - whole) < 1e-4 * max(1.0, abs(whole))
+
+
+def test_tiny_pretraining_learns_saves_loads_and_resumes(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tlm_core.train.trainer import TrainConfig, train
+
+    df = _sample(12)
+    cfg = TrainConfig(stage="pretrain", size="tiny", epochs=4, lr=3e-3, warmup_steps=5, tokens_per_step=2048,
+                      eval_sentences=0, log_every_steps=1)
+    summary = train(df, cfg, tmp_path)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert summary["sentences_seen"] == 4 * len(df)
+    # the longest sentence decides the context length
+    longest = int((df.prompt.str.count(" ") + df.decisions.str.count(" ") + 2).max())
+    assert summary["n_positions"] == M.context_length(longest) >= longest
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert sum(p.numel() for p in loaded.parameters()) == summary["parameters"]
+    # the same command again resumes from the saved state: nothing left to do, same weights
+    before = {k: v.clone() for k, v in loaded.state_dict().items()}
+    again = train(df, cfg, tmp_path)
+    assert again["steps"] == summary["steps"]
+    after = AutoModelForCausalLM.from_pretrained(tmp_path).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_changed_config_does_not_resume_silently(tmp_path):
+    from tlm_core.errors import UserError
+    from tlm_core.train.trainer import TrainConfig, train
+
+    df = _sample(2)
+    train(df, TrainConfig(stage="pretrain", size="tiny", epochs=1, eval_sentences=0), tmp_path)
+    with pytest.raises(UserError, match="other settings"):
+        train(df, TrainConfig(stage="pretrain", size="tiny", epochs=2, eval_sentences=0), tmp_path)
+
+
+def test_no_test_subgraph_in_any_training_data(host):
+    from tlm_core.tasks import held_out_hashes
+
+    held = held_out_hashes(host)
+    assert len(held) > 400
+    pre = set(pd.read_parquet(PRETRAIN, columns=["task_hash"]).task_hash)
+    assert pre and not pre & held
+    if DEMOS.exists():
+        demo = set(pd.read_parquet(DEMOS, columns=["task_hash"]).task_hash)
+        assert demo and not demo & held
+
+
+def test_ids_match_the_tokenizer():
+    from tlm_core.language.vocab import tokenizer
+
+    words = "<bos> tile n 4 ext 1000 limit 64 : <num> d1 d0 d2 d4 </num> <eos>".split()
+    assert ids(words) == tokenizer().convert_tokens_to_ids(words)
+    assert np.all(np.array(ids(words)) < len(tokenizer()))

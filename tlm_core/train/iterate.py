@@ -1,0 +1,144 @@
+"""Iterative optimisation (paper Fig. 8): generate with model i, measure, SFT, model i+1.
+
+Two processes share the work: the *measurer* generates batch i with the newest model that exists
+(model i-2 at the latest: it does not wait for the model being trained on batch i-1) and measures
+it; the *trainer* fine-tunes on all demonstration data up to batch i-1 while batch i is measured.
+So measuring and training overlap, and the model that generates batch i+2 has seen batch i.
+
+Everything lands in one folder, and both loops skip what is done, so the same command resumes:
+    model-0/            SFT of the pretrained model on round 0 (random programs)
+    model-i/            SFT of model i-1 on every record up to batch i
+    round-i.measured    batch i is measured (its records are in the shared store)
+    convergence.jsonl   best weighted latency of the training subgraphs vs programs measured (Fig. 9)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tlm_core.target import ResolvedTarget
+from tlm_core.train import demonstrations
+from tlm_core.ui import log, progress
+
+
+@dataclass(frozen=True)
+class IterateConfig:
+    init: str  # the pretrained checkpoint
+    store: str  # record store of the demonstration data (round 0 already collected)
+    rounds: int = 4
+    per_task: int = 4  # programs generated per training subgraph per round
+    top: int = 2  # SFT on the fastest `top` programs per (subgraph, sketch)
+    sft_epochs: float = 3.0
+    sft_lr: float = 3e-4
+    temperature: float = 1.0
+    seed: int = 0
+
+
+def _done(model_dir: Path) -> bool:
+    return (model_dir / "summary.json").exists()
+
+
+def _wait(pred, what: str, poll_s: float = 10.0) -> None:
+    if not pred():
+        log(f"waiting for {what} ...")
+    while not pred():
+        time.sleep(poll_s)
+
+
+def convergence_point(store: str, entries, round_: int) -> dict:
+    """Best weighted latency of the training subgraphs that have a valid program, and counts."""
+    df = demonstrations.frame(store)
+    ok = df[df.status == demonstrations.OK]
+    best = ok.groupby("task_hash").latency_s.min()
+    weights = {t.hash: t.weight for _, t in entries}
+    covered = [h for h in weights if h in best.index]
+    return {"round": round_, "programs": len(df), "ok": len(ok),
+            "weighted_latency_s": float(sum(weights[h] * best[h] for h in covered)),
+            "tasks_with_program": len(covered), "tasks": len(weights)}
+
+
+def sft(init: str, store: str, out: Path, cfg: IterateConfig) -> dict:
+    """Fine-tune `init` on the fastest programs of every record so far."""
+    from tlm_core.train.trainer import TrainConfig, train
+
+    data = demonstrations.best_programs(demonstrations.frame(store), cfg.top)
+    tc = TrainConfig(stage="sft", size="", init=init, epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=cfg.seed,
+                     warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
+    return train(data, tc, out)
+
+
+def train_loop(cfg: IterateConfig, out: Path) -> None:
+    if not _done(out / "model-0"):
+        sft(cfg.init, cfg.store, out / "model-0", cfg)
+    for i in range(1, cfg.rounds + 1):
+        if _done(out / f"model-{i}"):
+            continue
+        _wait(lambda i=i: (out / f"round-{i}.measured").exists(), f"batch {i} to be measured")
+        sft(str(out / f"model-{i - 1}"), cfg.store, out / f"model-{i}", cfg)
+
+
+def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
+    from tlm_core import model as M
+    from tlm_core.generate import generate
+    from tlm_core.measure.harness import Measurer
+    from tlm_core.space import design_space
+
+    entries = demonstrations.training_entries(target)
+    conv = out / "convergence.jsonl"
+    if not conv.exists():
+        with open(conv, "a") as f:
+            f.write(json.dumps({**convergence_point(cfg.store, entries, 0), "model": "random"}) + "\n")
+    for i in range(1, cfg.rounds + 1):
+        if (out / f"round-{i}.measured").exists():
+            continue
+        need = max(0, i - 2)  # the newest model that may exist while model i-1 is being trained
+        _wait(lambda need=need: _done(out / f"model-{need}"), f"model-{need}")
+        newest = max(j for j in range(need, i) if _done(out / f"model-{j}"))
+        model, _ = M.load(out / f"model-{newest}")
+        cands = []
+        for w, task in progress(entries, f"generate batch {i} (model-{newest})", unit="task"):
+            space = design_space(task, target)
+            res = generate(model, task, space, target.hardware, cfg.per_task, temperature=cfg.temperature,
+                           seed=cfg.seed * 7919 + i)
+            cands += [demonstrations.candidate(w, task, "tlm", sch, program, round=i, model=f"model-{newest}",
+                                               prompt=demonstrations.prompt_text(task, target, program.sketch))
+                      for sch, program in res.programs]
+        with Measurer(target, cfg.store, demonstrations.DEMO_MEASURE) as m:
+            m.measure(cands, desc=f"measure batch {i}")
+        with open(conv, "a") as f:
+            f.write(json.dumps({**convergence_point(cfg.store, entries, i), "model": f"model-{newest}"}) + "\n")
+        (out / f"round-{i}.measured").write_text(json.dumps({"candidates": len(cands), "model": newest}))
+
+
+def _measure_main(cfg: IterateConfig, out: str, target: ResolvedTarget) -> None:
+    measure_loop(cfg, Path(out), target)
+
+
+def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict:
+    """Run both loops (the measurer in a child process) until every round is done; resumable."""
+    import multiprocessing
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "iterate_config.json"
+    if saved.exists() and json.loads(saved.read_text()) != asdict(cfg):
+        from tlm_core.errors import UserError
+
+        raise UserError(f"{out} holds an iterative run with other settings: use another --out")
+    saved.write_text(json.dumps(asdict(cfg), indent=2))
+    # spawn: TVM's thread pools do not survive fork.
+    measurer = multiprocessing.get_context("spawn").Process(target=_measure_main, args=(cfg, str(out), target))
+    measurer.start()
+    try:
+        train_loop(cfg, out)
+    except BaseException:
+        measurer.terminate()  # it would wait for models that will not come
+        raise
+    measurer.join()
+    if measurer.exitcode != 0:
+        raise RuntimeError(f"the measuring process failed (exit code {measurer.exitcode})")
+    lines = [json.loads(line) for line in (out / "convergence.jsonl").read_text().splitlines()]
+    return {"rounds": cfg.rounds, "convergence": lines, "final_model": str(out / f"model-{cfg.rounds}")}
