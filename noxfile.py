@@ -36,3 +36,19 @@ def reproduce_table2(session: nox.Session) -> None:
         "harness. Missing: tensor language (issue 3), trained model (4), generator (5), methods (6), "
         "the table driver (7)."
     )
+
+
+@nox.session(python=PYTHON)
+def publish_dataset(session: nox.Session) -> None:
+    """Export the data as a Hugging Face dataset and push it to the Hub (never a default session).
+
+    `nox -s publish_dataset -- ORG/NAME [--revision R] [--private]`; the token comes from HF_TOKEN or
+    `hf auth login`.
+    """
+    if not session.posargs or session.posargs[0].startswith("-"):
+        session.error("give the Hub dataset id: nox -s publish_dataset -- ORG/NAME [--revision R] [--private]")
+    repo_id, *push_args = session.posargs
+    session.install("-e", ".")
+    out = f"{session.create_tmp()}/dataset"
+    session.run("tlm", "dataset", "export", "--out", out, "--repo-id", repo_id, env={"TLM_PROGRESS": "0"})
+    session.run("tlm", "dataset", "push", out, "--repo-id", repo_id, *push_args)

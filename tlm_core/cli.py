@@ -193,9 +193,22 @@ def cmd_train_iterate(args) -> None:
     if args.rounds < 1 or args.per_task < 1:
         raise UserError("--rounds and --per-task must be at least 1")
     cfg = IterateConfig(init=args.init, store=args.store, rounds=args.rounds, per_task=args.per_task,
-                        top=args.top, temperature=args.temperature, seed=args.seed)
+                        top=args.top, sft_epochs=args.sft_epochs, temperature=args.temperature, seed=args.seed)
     out = iterate(cfg, args.out, resolve_target(args.target))
     emit_json(out) if args.json else log(json.dumps(out["convergence"][-1]))
+
+
+def cmd_train_ship(args) -> None:
+    from tlm_core.target import resolve_target
+    from tlm_core.train import card, demonstrations
+
+    if not os.path.exists(os.path.join(args.model, "model.safetensors")):
+        raise UserError(f"--model {args.model}: no trained model there")
+    records = demonstrations.load_records(args.records)
+    facts = card.ship(args.model, args.to, args.pretrain, args.iterate, records, resolve_target(args.target))
+    out = {k: facts[k] for k in ("measured_programs", "measured_ok", "training_hours", "size_mb")}
+    out.update(to=args.to)
+    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True, help="checkpoint folder to start from (the pretrained model)")
     p.add_argument("--records", default="data/demonstrations/records.parquet",
                    help="record-store folder or exported parquet of measured programs")
-    p.add_argument("--top", type=int, default=2, help="programs per (subgraph, sketch): the fastest ones")
+    p.add_argument("--top", type=int, default=1, help="programs per (subgraph, sketch): the fastest ones")
     p.add_argument("--out", required=True, help="output folder (run again to resume)")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -263,16 +276,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder: models, markers, convergence log (resumable)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--per-task", type=int, default=4, help="programs generated per subgraph per round")
-    p.add_argument("--top", type=int, default=2, help="SFT on the fastest programs per (subgraph, sketch)")
+    p.add_argument("--top", type=int, default=1, help="SFT on the fastest programs per (subgraph, sketch)")
+    p.add_argument("--sft-epochs", type=float, default=2.0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--target", default="host", help="'host', 'cuda', or a JSON TVM target dict")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_train_iterate)
+    p = tsub.add_parser("ship", help="copy a trained model to data/model with a card made from its runs")
+    p.add_argument("--model", required=True, help="the final checkpoint folder (e.g. the last iterate model)")
+    p.add_argument("--pretrain", required=True, help="the pretraining run folder")
+    p.add_argument("--iterate", help="the iterate run folder (SFT rounds, convergence log)")
+    p.add_argument("--records", default="data/demonstrations/records.parquet", help="the demonstration records")
+    p.add_argument("--to", default="data/model")
+    p.add_argument("--target", default="host")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_train_ship)
 
-    from tlm_core.generate import register_cli
+    from tlm_core.generate import register_cli as register_generate
+    from tlm_core.hub import register_cli as register_dataset
 
-    register_cli(sub)
+    register_generate(sub)
+    register_dataset(sub)
     return parser
 
 

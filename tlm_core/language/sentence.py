@@ -12,6 +12,8 @@ value, so the model sees the space before it answers:
 
 from __future__ import annotations
 
+from functools import cache
+
 from tlm_core.language.program import Decision, Program
 from tlm_core.language.prompt import hardware_tokens, sketch_tokens, subgraph_tokens
 from tlm_core.language.vocab import BOS, EOS, SEP, number, read_number
@@ -28,26 +30,42 @@ def prompt(task, hardware, space, sketch: int) -> list[str]:
 
 def header_tokens(d: Decision) -> list[str]:
     """The tokens that introduce a decision (everything up to and including ':')."""
-    if d.kind == "tile":
-        n, ext, limit = d.header
-        return ["tile", "n", *number(n), "ext", *number(ext), "limit", *number(limit), ":"]
-    if d.kind == "categorical":
-        return ["categorical", "of", *number(len(d.header)), *(t for c in d.header for t in number(c)), ":"]
-    if d.kind == "location":
-        return ["location", ":"]
-    return [_EXTENT_WORD[d.kind], "limit", *number(d.header[0]), ":"]
+    return list(_header(d.kind, tuple(d.header)))
+
+
+@cache
+def _header(kind: str, header: tuple[int, ...]) -> tuple[str, ...]:
+    # Cached: sampling writes the same few headers hundreds of thousands of times.
+    if kind == "tile":
+        n, ext, limit = header
+        return ("tile", "n", *number(n), "ext", *number(ext), "limit", *number(limit), ":")
+    if kind == "categorical":
+        return ("categorical", "of", *number(len(header)), *(t for c in header for t in number(c)), ":")
+    if kind == "location":
+        return ("location", ":")
+    return (_EXTENT_WORD[kind], "limit", *number(header[0]), ":")
 
 
 def value_tokens(d: Decision) -> list[str]:
     """The tokens of a decision's value."""
-    if d.kind == "location":
-        loc = d.value[0]
-        return ["inline_loc"] if loc == -2 else ["root_loc"] if loc == -1 else number(loc)
-    return [t for v in d.value for t in number(v)]
+    return list(_value(d.kind, tuple(d.value)))
+
+
+@cache
+def _value(kind: str, value: tuple[int, ...]) -> tuple[str, ...]:
+    if kind == "location":
+        loc = value[0]
+        return ("inline_loc",) if loc == -2 else ("root_loc",) if loc == -1 else tuple(number(loc))
+    return tuple(t for v in value for t in number(v))
 
 
 def decision_tokens(program: Program) -> list[str]:
-    return [t for d in program.decisions for t in (*header_tokens(d), *value_tokens(d))] + [EOS]
+    out: list[str] = []
+    for d in program.decisions:
+        out += _header(d.kind, d.header)
+        out += _value(d.kind, d.value)
+    out.append(EOS)
+    return out
 
 
 def encode(program: Program, prompt_tokens: list[str]) -> list[str]:

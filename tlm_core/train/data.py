@@ -113,3 +113,14 @@ def chunk_loss(model, chunk: Chunk, reduction: str = "mean") -> tuple[torch.Tens
     if reduction == "sum":
         return nll.sum(), n
     return nll.sum() / max(n, 1), n
+
+
+@torch.no_grad()
+def mean_value_logprob(model, df) -> list[float]:
+    """Per row (prompt, decisions): the mean log-probability of its decision values under the model."""
+    out = []
+    for _, row in df.iterrows():
+        chunk = make_chunks(row.to_frame().T, seqs=1)[0]
+        nll, n = chunk_loss(model, chunk, reduction="none")
+        out.append(-float(nll[0]) / max(n, 1))
+    return out

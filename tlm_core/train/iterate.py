@@ -30,11 +30,12 @@ class IterateConfig:
     store: str  # record store of the demonstration data (round 0 already collected)
     rounds: int = 4
     per_task: int = 4  # programs generated per training subgraph per round
-    top: int = 2  # SFT on the fastest `top` programs per (subgraph, sketch)
-    sft_epochs: float = 3.0
+    top: int = 1  # SFT on the fastest `top` programs per (subgraph, sketch)
+    sft_epochs: float = 2.0
     sft_lr: float = 3e-4
     temperature: float = 1.0
     seed: int = 0
+    tasks: int = 0  # generate for the first N training subgraphs only (smoke runs); 0 = all
 
 
 def _done(model_dir: Path) -> bool:
@@ -87,6 +88,7 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
     from tlm_core.space import design_space
 
     entries = demonstrations.training_entries(target)
+    entries = entries[:cfg.tasks] if cfg.tasks else entries
     conv = out / "convergence.jsonl"
     if not conv.exists():
         with open(conv, "a") as f:

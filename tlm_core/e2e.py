@@ -1,0 +1,355 @@
+"""End to end: tune a workload's subgraphs with a method, compile the whole model with the best
+records, and benchmark it against PyTorch.
+
+`compile_model` imports the model exactly as task extraction does (torch.export -> Relax -> legalize
+-> fuse), then replaces each fused PrimFunc that has an ok record in the store by its best schedule
+(the record's trace replayed on the task, committed to an in-memory MetaSchedule database and
+applied by `relax.transform.MetaScheduleApplyDatabase`, as MetaSchedule's `compile_relax` does).
+A subgraph without a record keeps TVM's default code: on llvm that is the unscheduled loop nest
+(dlight's default schedules are GPU rules; MetaSchedule's compile_relax applies none on CPU either).
+The result is a Relax VM library (`export_library`).
+
+`bench` runs a compiled library (or PyTorch eager / torch.compile) on the workload's example
+inputs: median wall time of `repeat` runs after a warm-up, and the largest absolute difference of
+every output from PyTorch eager's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from tlm_core.errors import UserError
+from tlm_core.target import ResolvedTarget
+from tlm_core.ui import emit_json, log
+
+
+# -- tune ------------------------------------------------------------------------------------------
+
+
+def tune_workload(source, method: str, budget: int, out_dir, target: ResolvedTarget, *, config=None,
+                  seed: int = 0, max_tasks: int = 0) -> dict:
+    """Tune every subgraph of a workload (or its `max_tasks` heaviest) with a method; records into out_dir."""
+    from tlm_core.methods import get_method
+    from tlm_core.tasks import extract_tasks
+
+    m = get_method(method)
+    tasks = extract_tasks(source, target)
+    if max_tasks:
+        tasks = tasks[:max_tasks]  # extract_tasks sorts heaviest (weight x FLOPs) first
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = m.tune(tasks, target, budget, out, source.name, config=config, seed=seed).to_json()
+    result.update(budget=budget, target=target.hardware.tvm_target_dict())
+    (out / f"tune-{method}.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+# -- compile ---------------------------------------------------------------------------------------
+
+
+def relax_module(source):
+    """(fused Relax IRModule, example inputs, torch module): the pipeline of task extraction."""
+    import torch
+    import tvm
+    import tvm.relax.frontend.torch  # noqa: F401
+    from tvm import relax
+
+    if source.repeat is not None:
+        raise UserError(f"{source.name} is built with {source.repeat[1]} layers only by weight scaling "
+                        "(too big to build whole): end-to-end compile is not supported for it")
+    module, inputs = source.build()
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(module, inputs)
+    except Exception as err:
+        raise UserError(f"torch.export failed on the model: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    mod = relax.frontend.torch.from_exported_program(exported, keep_params_as_input=False)
+    # Same passes as tlm_core.tasks._extract_model: the fused PrimFuncs are the tasks, hash for hash.
+    mod = tvm.transform.Sequential([
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ])(mod)
+    return mod, inputs, module
+
+
+def _database(tasks, best: dict, target: ResolvedTarget):
+    """An in-memory MetaSchedule database with the best record of each task that has one."""
+    from tvm.s_tir import Schedule, Trace
+    from tvm.s_tir import meta_schedule as ms
+
+    db = ms.database.MemoryDatabase()
+    used = []
+    for t in tasks:
+        rec = best.get(t.hash)
+        if rec is None:
+            continue
+        sch = Schedule(t.mod)
+        Trace.apply_json_to_schedule(json.loads(rec["trace"]), sch)
+        wl = db.commit_workload(t.mod)
+        db.commit_tuning_record(ms.database.TuningRecord(sch.trace, wl, [float(rec["latency_s"])], target.tvm))
+        used.append(t)
+    return db, used
+
+
+def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
+    """Build the whole model into a Relax VM library with the best record per subgraph."""
+    import tvm
+    from tvm import relax
+    from tvm.relax import pipeline as rp
+    from tvm.relax.transform import MetaScheduleApplyDatabase
+
+    from tlm_core.methods import best_records
+    from tlm_core.tasks import extract_tasks
+    from tlm_core.tvm_env import load_tensor_intrinsics
+
+    load_tensor_intrinsics(target.kind)
+    start = time.perf_counter()
+    if db_dir is not None and not (Path(db_dir) / "records.jsonl").exists():
+        raise UserError(f"--db {db_dir}: no record store there (records.jsonl); make one with `tlm tune`")
+    best = best_records(db_dir) if db_dir is not None else {}
+    tasks = extract_tasks(source, target)
+    mod, _, _ = relax_module(source)
+    db, used = _database(tasks, best, target)
+    with target.tvm, db, tvm.transform.PassContext(opt_level=3):
+        mod = MetaScheduleApplyDatabase(enable_warning=False)(mod)
+    # The pass marks the functions it replaced ("tirx.is_scheduled" in TVM 0.27, "tir." before).
+    applied = sum(1 for _, f in mod.functions.items()
+                  if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
+                  and any(str(k).endswith("is_scheduled") and bool(f.attrs[k]) for k in f.attrs.keys()))
+    try:
+        passes = rp.dataflow_lower_passes(target.tvm) + rp.finalize_passes(target.tvm)
+    except (ValueError, AttributeError):  # TVM 0.27: the dispatcher misses cpu_generic's functions
+        from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+        passes = cpu.dataflow_lower_passes(target.tvm) + cpu.finalize_passes(target.tvm)
+
+    @tvm.transform.module_pass(opt_level=3)
+    def _lower(m, _ctx):
+        return tvm.transform.Sequential(passes)(m)
+
+    with target.tvm, tvm.transform.PassContext(opt_level=3):
+        ex = relax.build(mod, target=target.tvm, relax_pipeline=_lower)
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    ex.export_library(str(out_file))
+    missing = [t.name for t in tasks if t.hash not in best]
+    if missing:
+        log(f"{len(missing)} of {len(tasks)} subgraphs have no record: TVM default (unscheduled loops)")
+    return {"workload": source.name, "out": str(out_file), "tasks": len(tasks), "tuned": len(used),
+            "applied_functions": applied, "untuned": missing,
+            "fallback": "unscheduled loops (TVM default code on llvm)" if missing else None,
+            "db": None if db_dir is None else str(db_dir), "seconds": round(time.perf_counter() - start, 2)}
+
+
+# -- bench -----------------------------------------------------------------------------------------
+
+
+def _leaves(obj) -> list:
+    """Every tensor of a (nested) output, in order, as numpy arrays."""
+    import numpy as np
+
+    if hasattr(obj, "numpy") and not isinstance(obj, (list, tuple)):
+        return [np.asarray(obj.detach().numpy() if hasattr(obj, "detach") else obj.numpy())]
+    if isinstance(obj, dict) or hasattr(obj, "to_tuple"):
+        obj = obj.to_tuple() if hasattr(obj, "to_tuple") else list(obj.values())
+    if isinstance(obj, (list, tuple)) or (hasattr(obj, "__len__") and hasattr(obj, "__getitem__")):
+        return [a for x in obj for a in _leaves(x)]
+    return []
+
+
+def _median_seconds(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _max_abs_err(got: list, want: list) -> float:
+    import numpy as np
+
+    if len(got) != len(want):
+        raise RuntimeError(f"{len(got)} outputs where PyTorch gives {len(want)}")
+    worst = 0.0
+    for g, w in zip(got, want):
+        if g.shape != w.shape:
+            raise RuntimeError(f"output shape {g.shape} where PyTorch gives {w.shape}")
+        worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)), initial=0.0)))
+    return worst
+
+
+def _torch_reference(module, inputs):
+    import torch
+
+    with torch.no_grad():
+        return _leaves(module(*inputs))
+
+
+def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) -> dict:
+    """Latency (median of `repeat`) of a compiled library and its max |output - PyTorch eager|."""
+    import tvm
+    from tvm import relax
+
+    module, inputs = source.build()
+    want = _torch_reference(module, inputs)
+    dev = tvm.cpu() if target.kind == "llvm" else tvm.cuda()
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_file)), dev)
+    args = [tvm.runtime.tensor(x.numpy(), dev) for x in inputs]
+    got = _leaves(vm["main"](*args))
+    seconds = _median_seconds(lambda: vm["main"](*args), repeat)
+    return {"latency_ms": round(seconds * 1e3, 4), "max_abs_err": _max_abs_err(got, want), "outputs": len(got),
+            "repeat": repeat}
+
+
+def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
+    """PyTorch eager latency, and torch.compile (inductor) latency with its compile seconds."""
+    import torch
+
+    module, inputs = source.build()
+    want = _torch_reference(module, inputs)
+    with torch.no_grad():
+        eager = _median_seconds(lambda: module(*inputs), repeat)
+    out = {"latency_ms": round(eager * 1e3, 4), "max_abs_err": 0.0, "eager_latency_ms": round(eager * 1e3, 4),
+           "repeat": repeat, "torch_threads": torch.get_num_threads()}
+    if inductor:
+        try:
+            t0 = time.perf_counter()
+            compiled = torch.compile(module, backend="inductor")
+            with torch.no_grad():
+                got = _leaves(compiled(*inputs))
+                compile_s = time.perf_counter() - t0
+                lat = _median_seconds(lambda: compiled(*inputs), repeat)
+            out["inductor"] = {"latency_ms": round(lat * 1e3, 4), "compile_seconds": round(compile_s, 2),
+                               "max_abs_err": _max_abs_err(got, want)}
+        except Exception as err:  # noqa: BLE001 - inductor needs a C++ compiler; report, do not fail
+            out["inductor"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+    return out
+
+
+def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None, repeat: int = 10,
+          inductor: bool = True) -> dict:
+    """End-to-end latency and max abs error vs PyTorch: of `db_dir`'s best records, or of a method.
+
+    method "pytorch": PyTorch itself; "untuned": TVM default code for every subgraph; otherwise give
+    db_dir (a record store written by `tlm tune`).
+    """
+    if method == "pytorch":
+        return {"workload": source.name, "method": "pytorch", **bench_pytorch(source, repeat, inductor)}
+    if method not in (None, "untuned"):
+        raise UserError(f"bench --method {method}: give --db DIR (the --out of `tlm tune --method {method}`)")
+    if method == "untuned" and db_dir is not None:
+        raise UserError("give --db DIR or --method untuned, not both")
+    if method is None and db_dir is None:
+        raise UserError("give --db DIR (a `tlm tune` output) or --method pytorch|untuned")
+    with tempfile.TemporaryDirectory(prefix="tlm-bench-") as tmp:
+        lib = os.path.join(tmp, "model.so")
+        built = compile_model(source, db_dir, lib, target)
+        res = bench_library(source, lib, target, repeat)
+    return {"workload": source.name, "method": method or "db", "db": None if db_dir is None else str(db_dir),
+            **res, "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],
+            "tasks": built["tasks"],
+            "untuned_subgraphs": built["untuned"], "compile_model_seconds": built["seconds"]}
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def cmd_methods(args) -> None:
+    from tlm_core.methods import methods
+
+    rows = [m.to_json() for m in methods()]
+    if args.json:
+        emit_json(rows)
+        return
+    for r in rows:
+        state = "yes" if r["available"] else "no "
+        print(f"{r['name']:<13} {state} {r['description']}" + (f"  [{r['why']}]" if r["why"] else ""))
+
+
+def cmd_tune(args) -> None:
+    from tlm_core import workloads
+    from tlm_core.measure.harness import MeasureConfig
+    from tlm_core.target import resolve_target
+
+    source = workloads.resolve(args.workload, args.module)
+    target = resolve_target(args.target)
+    if args.budget < 1:
+        raise UserError("--budget must be at least 1")
+    if args.max_tasks < 0:
+        raise UserError("--max-tasks must be >= 0 (0 = all)")
+    config = MeasureConfig(repeat=args.repeat) if args.repeat else MeasureConfig()
+    out = tune_workload(source, args.method, args.budget, args.out, target, config=config, seed=args.seed,
+                        max_tasks=args.max_tasks)
+    if args.json:
+        emit_json(out)
+    else:
+        keys = ("method", "tasks", "candidates", "measured", "failed", "compile_seconds", "weighted_latency_ms")
+        log(" ".join(f"{k}={out[k]}" for k in keys))
+
+
+def cmd_compile(args) -> None:
+    from tlm_core import workloads
+    from tlm_core.target import resolve_target
+
+    source = workloads.resolve(args.workload, args.module)
+    out = compile_model(source, args.db, args.out, resolve_target(args.target))
+    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items() if k != "untuned"))
+
+
+def cmd_bench(args) -> None:
+    from tlm_core import workloads
+    from tlm_core.target import resolve_target
+
+    if args.repeat < 1:
+        raise UserError("--repeat must be at least 1")
+    source = workloads.resolve(args.workload, args.module)
+    out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
+                inductor=not args.no_inductor)
+    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
+
+
+def register_cli(subparsers) -> None:
+    """`tlm methods`, `tlm tune`, `tlm compile`, `tlm bench`."""
+    from tlm_core.cli import _add_source
+
+    p = subparsers.add_parser("methods", help="list the tuning methods and whether each can run here")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_methods)
+
+    p = subparsers.add_parser("tune", help="tune a workload's subgraphs with a method; measured records into --out")
+    _add_source(p)
+    p.add_argument("--method", required=True, help="see `tlm methods`")
+    p.add_argument("--budget", type=int, required=True, help="candidates (trials) measured per subgraph")
+    p.add_argument("--out", required=True, metavar="DIR", help="record store folder (run again to resume)")
+    p.add_argument("--max-tasks", type=int, default=0, help="only the N heaviest subgraphs (0 = all)")
+    p.add_argument("--repeat", type=int, default=0, help="timed repeats per candidate (default: the harness's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_tune)
+
+    p = subparsers.add_parser("compile", help="build the whole model with the best record per subgraph")
+    _add_source(p)
+    p.add_argument("--db", metavar="DIR", help="record store of `tlm tune` (omit: TVM default code everywhere)")
+    p.add_argument("--out", required=True, metavar="FILE.so", help="the Relax VM library to write")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_compile)
+
+    p = subparsers.add_parser("bench", help="end-to-end latency and max abs error vs PyTorch eager")
+    _add_source(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--db", metavar="DIR", help="record store of `tlm tune`: compile with its best records")
+    g.add_argument("--method", choices=["pytorch", "untuned"], help="PyTorch itself, or TVM default code")
+    p.add_argument("--repeat", type=int, default=10, help="timed runs; the median is reported")
+    p.add_argument("--no-inductor", action="store_true", help="pytorch: skip torch.compile")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_bench)

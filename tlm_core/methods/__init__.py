@@ -1,0 +1,174 @@
+"""The tuning methods compared with TLM, behind one interface.
+
+A `Method` turns (subgraph tasks, target, budget) into measured records in one RecordStore, through
+the same `Measurer` (build, check against the unscheduled program, time), so that every method is
+compared by the same harness. `budget` is candidates measured per subgraph (MetaSchedule: trials
+per subgraph). `compile_seconds` is the wall time of the whole `tune` call: search or generation,
+builds and measurements.
+
+Methods without per-subgraph tuning (PyTorch) or not runnable here (TensorRT without CUDA) are in
+the registry too: `available()` says why not, and `tune` raises a UserError saying what to use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from tlm_core.errors import UserError
+from tlm_core.measure.harness import OK, Candidate, MeasureConfig, Measurer
+
+
+@dataclass
+class TuneResult:
+    """What a method's `tune` did: counts, wall seconds, and the best record per subgraph."""
+
+    method: str
+    workload: str
+    tasks: int
+    candidates: int  # candidates handed to the measurer (distinct ones measured once)
+    measured: int  # records with status ok
+    failed: int  # records with any other status
+    compile_seconds: float  # search/generation + builds + measurements, wall clock
+    weighted_latency_ms: float | None  # sum over subgraphs of weight x best latency (None: some lack one)
+    measured_latency_ms: float  # the same sum over the subgraphs that have an ok record
+    tasks_without_record: list = field(default_factory=list)  # names of subgraphs with no ok record
+    per_task: list = field(default_factory=list)  # {name, hash, weight, best_ms, candidates, ok}
+    notes: dict = field(default_factory=dict)  # method-specific (builder used, search settings...)
+    store: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One tuning method of the comparison."""
+
+    name: str
+    description: str
+    tunes_subgraphs: bool  # False: end-to-end only (numbers come from `bench`)
+    _available: Callable[[], tuple[bool, str]]
+    _tune: Callable | None = None  # (tasks, target, budget, measurer, workload, seed) -> (cands, notes)
+
+    def available(self) -> tuple[bool, str]:
+        """(can run here, why not when it cannot)."""
+        return self._available()
+
+    def to_json(self) -> dict:
+        ok, why = self.available()
+        return {"name": self.name, "description": self.description, "available": ok, "why": why,
+                "tunes_subgraphs": self.tunes_subgraphs}
+
+    def tune(self, tasks, target, budget: int, store_dir, workload: str = "", *,
+             config: MeasureConfig | None = None, seed: int = 0, measurer: Measurer | None = None) -> TuneResult:
+        """Search/generate `budget` candidates per subgraph, measure them into `store_dir`.
+
+        `measurer`: an open Measurer to use instead of a new one on `store_dir` (its store and
+        settings then apply; saves starting worker processes when several methods run in a row).
+        """
+        ok, why = self.available()
+        if not ok:
+            raise UserError(f"method {self.name} is not available: {why}")
+        if not self.tunes_subgraphs or self._tune is None:
+            raise UserError(f"method {self.name} does not tune subgraphs ({why or 'end-to-end only'}); "
+                            f"use `tlm bench --method {self.name}`")
+        if budget < 1:
+            raise UserError("--budget must be at least 1")
+        start = time.perf_counter()
+        own = measurer is None
+        m = Measurer(target, store_dir, config or MeasureConfig()) if own else measurer
+        try:
+            candidates, notes = self._tune(list(tasks), target, budget, m, workload, seed)
+            records = m.measure(candidates, desc=f"{self.name}: measure")
+        finally:
+            if own:
+                m.close()
+        return summarize(self.name, workload, tasks, candidates, records, time.perf_counter() - start,
+                         notes, str(m.store.folder))
+
+
+def summarize(method: str, workload: str, tasks, candidates: list[Candidate], records: list[dict],
+              seconds: float, notes: dict, store: str) -> TuneResult:
+    """A TuneResult from the candidates of one run and their records (in the same order)."""
+    best: dict[str, float] = {}
+    counts: dict[str, list[int]] = {}
+    seen: set[str] = set()
+    measured = failed = 0
+    for cand, rec in zip(candidates, records):
+        c = counts.setdefault(cand.task.hash, [0, 0])
+        c[0] += 1
+        if rec["key"] in seen:
+            continue
+        seen.add(rec["key"])
+        if rec["status"] == OK:
+            measured += 1
+            c[1] += 1
+            lat = rec["latency_s"]
+            if cand.task.hash not in best or lat < best[cand.task.hash]:
+                best[cand.task.hash] = lat
+        else:
+            failed += 1
+    per_task, missing, total = [], [], 0.0
+    for t in tasks:
+        b = best.get(t.hash)
+        c = counts.get(t.hash, [0, 0])
+        per_task.append({"name": t.name, "hash": t.hash, "weight": t.weight,
+                         "best_ms": None if b is None else round(b * 1e3, 6), "candidates": c[0], "ok": c[1]})
+        if b is None:
+            missing.append(t.name)
+        else:
+            total += t.weight * b * 1e3
+    return TuneResult(method=method, workload=workload, tasks=len(tasks), candidates=len(candidates),
+                      measured=measured, failed=failed, compile_seconds=round(seconds, 2),
+                      weighted_latency_ms=None if missing else round(total, 4),
+                      measured_latency_ms=round(total, 4), tasks_without_record=missing, per_task=per_task,
+                      notes=notes, store=store)
+
+
+def best_records(store_dir) -> dict[str, dict]:
+    """Task hash -> the fastest ok record in a record store."""
+    from tlm_core.measure.store import RecordStore
+
+    best: dict[str, dict] = {}
+    for rec in RecordStore(store_dir):
+        if rec.get("status") != OK or rec.get("latency_s") is None:
+            continue
+        old = best.get(rec["task_hash"])
+        if old is None or rec["latency_s"] < old["latency_s"]:
+            best[rec["task_hash"]] = rec
+    return best
+
+
+def extra_json(**fields) -> str:
+    return json.dumps(fields, sort_keys=True)
+
+
+def _registry() -> dict[str, Method]:
+    from tlm_core.methods import (
+        metaschedule,
+        pytorch,
+        random_search,
+        roller,
+        tensorrt,
+        tlm,
+        untuned,
+    )
+
+    ms = [untuned.METHOD, random_search.METHOD, tlm.METHOD, metaschedule.METHOD, metaschedule.ANSOR,
+          roller.METHOD, pytorch.METHOD, tensorrt.METHOD]
+    return {m.name: m for m in ms}
+
+
+def methods() -> list[Method]:
+    """Every method of the comparison, available or not."""
+    return list(_registry().values())
+
+
+def get_method(name: str) -> Method:
+    table = _registry()
+    if name not in table:
+        raise UserError(f"unknown method {name!r}; methods: {', '.join(table)} (see `tlm methods`)")
+    return table[name]

@@ -1,0 +1,159 @@
+"""`metaschedule` and `ansor`: TVM MetaSchedule's evolutionary search with its XGBoost cost model.
+
+Both run `ms.tune_tasks` over the subgraphs (gradient task scheduler, XGBoost cost model on
+per-store features, MetaSchedule's LocalRunner: number=3, repeat=1, min_repeat_ms=100), with
+`budget` trials per subgraph, into a JSONDatabase under STORE/<method>-db. Builds use our fast build
+function (`_fast_build`: CPU tensor intrinsics only, then MetaSchedule's default build steps) in
+MetaSchedule's LocalBuilder: its default build imports every tensor intrinsic in each fresh worker
+(about 30 s here, longer than its 30 s build timeout).
+
+So that every method is compared by the same harness, the best `REMEASURE` traces per subgraph of
+MetaSchedule's database are then measured again by our Measurer into the method's record store;
+the method's result is the best of those.
+
+`ansor` is "Ansor-style (MetaSchedule implementation)": Ansor (`auto_scheduler`) was removed from
+TVM after v0.19 and no installable Ansor exists for TVM 0.27. MetaSchedule's CPU space and search
+descend from Ansor's; where their defaults differ, `ansor` takes Ansor's SketchPolicy defaults:
+evolutionary population 2048 (MetaSchedule: 512) and max vectorize extent 16 in
+ParallelizeVectorizeUnroll (MetaSchedule on llvm: 64). The rest already equals Ansor's defaults:
+4 genetic iterations, mutation probability 0.85, eps-greedy 0.05, initial population with 20% of
+measured programs and at least 50 random ones, SSRSRS multi-level tiling with innermost factor <= 64,
+unroll steps (0, 16, 64, 512), 64 measurements per round (capped by the budget), XGBoost cost model,
+gradient task scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tlm_core.measure.harness import Candidate, trace_to_json
+from tlm_core.methods import Method, extra_json
+from tlm_core.ui import log
+
+#: MetaSchedule database records per subgraph measured again by our harness.
+REMEASURE = 3
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    population_size: int = 512
+    init_measured_ratio: float = 0.2
+    init_min_unmeasured: int = 50
+    genetic_num_iters: int = 4
+    genetic_mutate_prob: float = 0.85
+    eps_greedy: float = 0.05
+    max_vectorize_extent: int = 64  # ParallelizeVectorizeUnroll on llvm
+    trials_per_round: int = 64
+
+
+METASCHEDULE = SearchConfig()
+ANSOR = SearchConfig(population_size=2048, max_vectorize_extent=16)
+
+
+def _init_worker() -> None:
+    """Builder worker initializer: TVM and the CPU tensor intrinsics only (~3 s, not ~30 s)."""
+    from tlm_core.tvm_env import load_tensor_intrinsics
+
+    load_tensor_intrinsics("llvm")
+
+
+def _fast_build(mod, target, _params):
+    """MetaSchedule's default_build without its `import tvm.s_tir.tensor_intrin` (all targets)."""
+    import tvm
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    from tlm_core.tvm_env import load_tensor_intrinsics
+
+    load_tensor_intrinsics(target.kind.name)
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm.tirx.build(mod, target)  # a runtime Module, as default_export expects
+
+
+def _available() -> tuple[bool, str]:
+    import importlib.util
+
+    missing = [p for p in ("xgboost", "psutil", "cloudpickle") if importlib.util.find_spec(p) is None]
+    if missing:
+        return False, f"unavailable: MetaSchedule needs the packages {', '.join(missing)}"
+    return True, ""
+
+
+def _space(cfg: SearchConfig, kind: str):
+    from tvm.s_tir import meta_schedule as ms
+
+    if kind != "llvm" or cfg.max_vectorize_extent == METASCHEDULE.max_vectorize_extent:
+        return "post-order-apply"
+    rules = []
+    for rule in ms.schedule_rule.ScheduleRule.create("llvm"):
+        if type(rule).__name__ == "ParallelizeVectorizeUnroll":
+            rule = ms.schedule_rule.ParallelizeVectorizeUnroll(
+                max_jobs_per_core=16, max_vectorize_extent=cfg.max_vectorize_extent,
+                unroll_max_steps=[0, 16, 64, 512], unroll_explicit=True)
+        rules.append(rule)
+    return ms.space_generator.PostOrderApply(sch_rules=rules, postprocs="llvm", mutator_probs="llvm")
+
+
+def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: str, seed: int):
+    """Run MetaSchedule on the tasks; returns (database, notes)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from tlm_core.tvm_env import load_tensor_intrinsics
+
+    load_tensor_intrinsics(target.kind)
+    os.makedirs(work_dir, exist_ok=True)
+    cores = target.hardware.num_cores
+    contexts = [
+        ms.TuneContext(mod=t.mod, target=target.tvm, space_generator=_space(cfg, target.kind),
+                       search_strategy=ms.search_strategy.EvolutionarySearch(
+                           population_size=cfg.population_size, init_measured_ratio=cfg.init_measured_ratio,
+                           init_min_unmeasured=cfg.init_min_unmeasured, genetic_num_iters=cfg.genetic_num_iters,
+                           genetic_mutate_prob=cfg.genetic_mutate_prob, eps_greedy=cfg.eps_greedy),
+                       task_name=t.name, rand_state=seed + 1 + i, num_threads=cores)
+        for i, t in enumerate(tasks)
+    ]
+    builder = ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1, timeout_sec=30.0, f_build=_fast_build,
+                                      initializer=_init_worker)
+    runner = ms.runner.LocalRunner(timeout_sec=30.0, initializer=_init_worker)
+    database = ms.database.JSONDatabase(work_dir=work_dir)
+    database = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in tasks], work_dir=work_dir,
+                             max_trials_global=budget * len(tasks), max_trials_per_task=budget,
+                             num_trials_per_iter=min(budget, cfg.trials_per_round), builder=builder, runner=runner,
+                             database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores),
+                             task_scheduler="gradient")
+    notes = {"builder": "MetaSchedule LocalBuilder with tlm's fast build function (CPU tensor intrinsics only)",
+             "runner": "MetaSchedule LocalRunner (number=3, repeat=1, min_repeat_ms=100)",
+             "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "database": work_dir,
+             "remeasured_per_task": REMEASURE}
+    return database, notes
+
+
+def _make_tune(name: str, cfg: SearchConfig):
+    def tune(tasks, target, budget, measurer, workload, seed):
+        from tvm.s_tir import meta_schedule as ms  # noqa: F401
+
+        work_dir = str(measurer.store.folder / f"{name}-db")
+        database, notes = search(name, cfg, tasks, target, budget, work_dir, seed)
+        cands, trials = [], {}
+        for t in tasks:
+            records = database.get_top_k(database.commit_workload(t.mod), REMEASURE)
+            trials[t.name] = len(records)
+            for rank, rec in enumerate(records):
+                run_s = [float(x) for x in rec.run_secs] if rec.run_secs is not None else []
+                cands.append(Candidate(t, trace_to_json(rec.trace), workload, name,
+                                       extra_json(ms_rank=rank, ms_run_secs=run_s, sketch=-1)))
+            if not records:
+                log(f"{name}: MetaSchedule found no valid program of {t.name}")
+        notes["tasks_with_ms_records"] = sum(1 for v in trials.values() if v)
+        return cands, notes
+
+    return tune
+
+
+METHOD = Method("metaschedule", "TVM MetaSchedule: evolutionary search + XGBoost cost model (population 512), "
+                "budget trials per subgraph; its best traces re-measured by tlm's harness",
+                True, _available, _make_tune("metaschedule", METASCHEDULE))
+ANSOR = Method("ansor", "Ansor-style (MetaSchedule implementation): MetaSchedule with Ansor's SketchPolicy defaults "
+               "where they differ (population 2048, max vectorize 16; 4 genetic iterations, mutation 0.85, "
+               "eps-greedy 0.05, XGBoost cost model as both); Ansor itself was removed from TVM after v0.19",
+               True, _available, _make_tune("ansor", ANSOR))
