@@ -293,11 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_train_ship)
 
+    from tlm_core.e2e import register_cli as register_e2e
     from tlm_core.generate import register_cli as register_generate
     from tlm_core.hub import register_cli as register_dataset
 
     register_generate(sub)
     register_dataset(sub)
+    register_e2e(sub)
     return parser
 
 

@@ -27,7 +27,6 @@ from tlm_core.errors import UserError
 from tlm_core.target import ResolvedTarget
 from tlm_core.ui import emit_json, log
 
-
 # -- tune ------------------------------------------------------------------------------------------
 
 
@@ -56,7 +55,7 @@ def relax_module(source):
     """(fused Relax IRModule, example inputs, torch module): the pipeline of task extraction."""
     import torch
     import tvm
-    import tvm.relax.frontend.torch  # noqa: F401
+    import tvm.relax.frontend.torch
     from tvm import relax
 
     if source.repeat is not None:
@@ -66,7 +65,7 @@ def relax_module(source):
     try:
         with torch.no_grad():
             exported = torch.export.export(module, inputs)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any export failure is the model's, reported in one line
         raise UserError(f"torch.export failed on the model: {type(err).__name__}: {str(err).splitlines()[0]}") from None
     mod = relax.frontend.torch.from_exported_program(exported, keep_params_as_input=False)
     # Same passes as tlm_core.tasks._extract_model: the fused PrimFuncs are the tasks, hash for hash.
@@ -123,7 +122,7 @@ def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
     # The pass marks the functions it replaced ("tirx.is_scheduled" in TVM 0.27, "tir." before).
     applied = sum(1 for _, f in mod.functions.items()
                   if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
-                  and any(str(k).endswith("is_scheduled") and bool(f.attrs[k]) for k in f.attrs.keys()))
+                  and any(str(k).endswith("is_scheduled") and bool(f.attrs[k]) for k in f.attrs.keys()))  # noqa: SIM118 (an FFI Map)
     try:
         passes = rp.dataflow_lower_passes(target.tvm) + rp.finalize_passes(target.tvm)
     except (ValueError, AttributeError):  # TVM 0.27: the dispatcher misses cpu_generic's functions
@@ -195,6 +194,21 @@ def _torch_reference(module, inputs):
         return _leaves(module(*inputs))
 
 
+def set_threads(threads: int) -> None:
+    """Threads for PyTorch's intra-op pool and TVM's runtime pool (0: leave their defaults).
+
+    On a shared machine this matters more than anything else: with 2 threads on 2 busy cores, their
+    spin-waits collapse (bert_tiny eager measured 180 ms with 2 threads, 4 ms with 1, here).
+    """
+    if threads <= 0:
+        return
+    import torch
+    import tvm
+
+    torch.set_num_threads(threads)
+    tvm.get_global_func("runtime.config_threadpool")(1, threads)  # 1 = big cores (all, on x86)
+
+
 def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) -> dict:
     """Latency (median of `repeat`) of a compiled library and its max |output - PyTorch eager|."""
     import tvm
@@ -220,7 +234,7 @@ def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
     with torch.no_grad():
         eager = _median_seconds(lambda: module(*inputs), repeat)
     out = {"latency_ms": round(eager * 1e3, 4), "max_abs_err": 0.0, "eager_latency_ms": round(eager * 1e3, 4),
-           "repeat": repeat, "torch_threads": torch.get_num_threads()}
+           "repeat": repeat}
     if inductor:
         try:
             t0 = time.perf_counter()
@@ -237,14 +251,18 @@ def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
 
 
 def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None, repeat: int = 10,
-          inductor: bool = True) -> dict:
+          inductor: bool = True, threads: int = 0) -> dict:
     """End-to-end latency and max abs error vs PyTorch: of `db_dir`'s best records, or of a method.
 
     method "pytorch": PyTorch itself; "untuned": TVM default code for every subgraph; otherwise give
     db_dir (a record store written by `tlm tune`).
     """
+    import torch
+
+    set_threads(threads)
+    common = {"workload": source.name, "threads": threads or None, "torch_threads": torch.get_num_threads()}
     if method == "pytorch":
-        return {"workload": source.name, "method": "pytorch", **bench_pytorch(source, repeat, inductor)}
+        return {**common, "method": "pytorch", **bench_pytorch(source, repeat, inductor)}
     if method not in (None, "untuned"):
         raise UserError(f"bench --method {method}: give --db DIR (the --out of `tlm tune --method {method}`)")
     if method == "untuned" and db_dir is not None:
@@ -255,7 +273,7 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
         lib = os.path.join(tmp, "model.so")
         built = compile_model(source, db_dir, lib, target)
         res = bench_library(source, lib, target, repeat)
-    return {"workload": source.name, "method": method or "db", "db": None if db_dir is None else str(db_dir),
+    return {**common, "method": method or "db", "db": None if db_dir is None else str(db_dir),
             **res, "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],
             "tasks": built["tasks"],
             "untuned_subgraphs": built["untuned"], "compile_model_seconds": built["seconds"]}
@@ -313,8 +331,10 @@ def cmd_bench(args) -> None:
     if args.repeat < 1:
         raise UserError("--repeat must be at least 1")
     source = workloads.resolve(args.workload, args.module)
+    if args.threads < 0:
+        raise UserError("--threads must be >= 0 (0 = the libraries' defaults)")
     out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
-                inductor=not args.no_inductor)
+                inductor=not args.no_inductor, threads=args.threads)
     emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
 
 
@@ -351,5 +371,7 @@ def register_cli(subparsers) -> None:
     g.add_argument("--method", choices=["pytorch", "untuned"], help="PyTorch itself, or TVM default code")
     p.add_argument("--repeat", type=int, default=10, help="timed runs; the median is reported")
     p.add_argument("--no-inductor", action="store_true", help="pytorch: skip torch.compile")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads for PyTorch and the TVM runtime (0 = defaults: one per core)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_bench)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from tlm_core.errors import UserError
 from tlm_core.measure.harness import OK, Candidate, MeasureConfig, Measurer
@@ -73,7 +73,7 @@ class Method:
         if not ok:
             raise UserError(f"method {self.name} is not available: {why}")
         if not self.tunes_subgraphs or self._tune is None:
-            raise UserError(f"method {self.name} does not tune subgraphs ({why or 'end-to-end only'}); "
+            raise UserError(f"method {self.name} does not tune subgraphs (end to end only); "
                             f"use `tlm bench --method {self.name}`")
         if budget < 1:
             raise UserError("--budget must be at least 1")

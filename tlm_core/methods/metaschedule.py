@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from tlm_core.measure.harness import Candidate, trace_to_json
 from tlm_core.methods import Method, extra_json
+from tlm_core.tasks import structural_hash
 from tlm_core.ui import log
 
 #: MetaSchedule database records per subgraph measured again by our harness.
@@ -128,23 +129,36 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     return database, notes
 
 
+def candidates_from_database(name: str, database, tasks, workload: str) -> tuple[list, dict]:
+    """Our candidates of the best REMEASURE traces per task of a MetaSchedule database."""
+    cands, failed_in_ms, with_records = [], [], 0
+    everything = None
+    for t in tasks:
+        records = list(database.get_top_k(database.commit_workload(t.mod), REMEASURE))
+        with_records += bool(records)
+        if not records:
+            # Every trial failed in MetaSchedule's runner (seen on take/gather subgraphs: its random
+            # integer arguments are, likely, out-of-range indices; ours are zeros): measure its traces
+            # with our harness all the same.
+            if everything is None:
+                everything = list(database.get_all_tuning_records())
+            records = [r for r in everything if structural_hash(r.workload.mod) == t.hash][:REMEASURE]
+            failed_in_ms.append(t.name)
+            log(f"{name}: every MetaSchedule trial of {t.name} failed in its runner; "
+                f"measuring {len(records)} of its traces with ours")
+        for rank, rec in enumerate(records):
+            run_s = [float(x) for x in rec.run_secs] if rec.run_secs is not None else []
+            cands.append(Candidate(t, trace_to_json(rec.trace), workload, name,
+                                   extra_json(ms_rank=rank, ms_run_secs=run_s, sketch=-1)))
+    return cands, {"tasks_with_ms_records": with_records, "tasks_failed_in_ms_runner": failed_in_ms}
+
+
 def _make_tune(name: str, cfg: SearchConfig):
     def tune(tasks, target, budget, measurer, workload, seed):
-        from tvm.s_tir import meta_schedule as ms  # noqa: F401
-
         work_dir = str(measurer.store.folder / f"{name}-db")
         database, notes = search(name, cfg, tasks, target, budget, work_dir, seed)
-        cands, trials = [], {}
-        for t in tasks:
-            records = database.get_top_k(database.commit_workload(t.mod), REMEASURE)
-            trials[t.name] = len(records)
-            for rank, rec in enumerate(records):
-                run_s = [float(x) for x in rec.run_secs] if rec.run_secs is not None else []
-                cands.append(Candidate(t, trace_to_json(rec.trace), workload, name,
-                                       extra_json(ms_rank=rank, ms_run_secs=run_s, sketch=-1)))
-            if not records:
-                log(f"{name}: MetaSchedule found no valid program of {t.name}")
-        notes["tasks_with_ms_records"] = sum(1 for v in trials.values() if v)
+        cands, more = candidates_from_database(name, database, tasks, workload)
+        notes.update(more)
         return cands, notes
 
     return tune

@@ -95,7 +95,7 @@ def cost(program, hardware) -> float:
     if not spatial or not reduction:
         return 0.0
     lanes = max(1, hardware.simd_bits // 32)
-    vec = [d.value for d, r in spatial if r == "vec"][0]
+    vec = next(d.value for d, r in spatial if r == "vec")
     rows = [d.value for d, r in spatial if r == "row"]
     n_dim = math.prod(vec)
     m_dim = math.prod(math.prod(v) for v in rows)

@@ -1,0 +1,146 @@
+"""The tuning methods behind one registry, the tune/compile/bench commands, and end-to-end agreement
+with PyTorch. Tiny budgets on a few small bert_tiny subgraphs: every available method must produce
+measured, checked records through the same harness."""
+
+import argparse
+import json
+
+import pytest
+
+from tlm_core import e2e
+from tlm_core.errors import UserError
+from tlm_core.measure.harness import MeasureConfig, Measurer
+from tlm_core.methods import get_method
+from tlm_core.tasks import extract_tasks
+from tlm_core.workloads import get_workload
+
+FAST = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=10, reference_timeout_s=60)
+SMALL = ("fused_reshape1_add", "matmul1")  # an element-wise task and a batch matmul
+
+
+def run_cli(argv, capsys) -> dict:
+    parser = argparse.ArgumentParser()
+    e2e.register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.func(args)
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def bert_tiny():
+    return get_workload("bert_tiny")
+
+
+@pytest.fixture(scope="module")
+def small_tasks(bert_tiny, host):
+    tasks = [t for t in extract_tasks(bert_tiny, host) if t.name in SMALL]
+    assert len(tasks) == len(SMALL)
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def measurer(host, tmp_path_factory):
+    with Measurer(host, tmp_path_factory.mktemp("store"), FAST) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from tlm_core.model import build, save
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    save(build("tiny", 2816), folder)
+    return folder
+
+
+def test_methods_lists_every_method_and_why_one_is_unavailable(capsys):
+    rows = {r["name"]: r for r in run_cli(["methods", "--json"], capsys)}
+    assert {"untuned", "random", "tlm", "metaschedule", "ansor", "roller", "pytorch", "tensorrt"} <= set(rows)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert rows["tensorrt"]["available"] is False
+        assert rows["tensorrt"]["why"] == "unavailable: no CUDA device"
+    assert "Ansor-style (MetaSchedule implementation)" in rows["ansor"]["description"]
+    for r in rows.values():
+        assert r["available"] or r["why"], r  # an unavailable method always says why
+
+
+def test_tlm_is_unavailable_without_a_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLM_CHECKPOINT", str(tmp_path / "none"))
+    ok, why = get_method("tlm").available()
+    assert not ok and "no trained model" in why
+
+
+def test_end_to_end_only_methods_refuse_to_tune(small_tasks, host, tmp_path):
+    with pytest.raises(UserError, match="bench --method pytorch"):
+        get_method("pytorch").tune(small_tasks, host, 1, tmp_path)
+    with pytest.raises(UserError, match="unknown method"):
+        get_method("autotvm")
+
+
+@pytest.mark.parametrize("name,budget", [("untuned", 1), ("random", 2), ("roller", 2), ("tlm", 2)])
+def test_method_measures_every_subgraph(name, budget, small_tasks, host, measurer, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("TLM_CHECKPOINT", str(tiny_checkpoint))
+    method = get_method(name)
+    assert method.available()[0], method.available()
+    res = method.tune(small_tasks, host, budget, None, "bert_tiny", measurer=measurer)
+    assert res.tasks == len(small_tasks) and res.tasks_without_record == [], res
+    assert res.failed == 0 and res.measured >= len(small_tasks)
+    assert all(1 <= t["candidates"] <= budget for t in res.per_task)
+    assert res.weighted_latency_ms > 0 and res.compile_seconds > 0
+
+
+def test_roller_ranks_aligned_register_tiles_first(small_tasks, host):
+    from tlm_core.methods import roller
+
+    matmul = next(t for t in small_tasks if t.name == "matmul1")
+    progs = roller.ranked_programs(matmul, host, 3)
+    lanes = host.hardware.simd_bits // 32
+    assert len(progs) == 3 and all(c > 0 for _, _, c in progs)
+    for _, program, _ in progs:
+        vec = [d for d in program.decisions if d.kind == "tile" and d.header[0] == 4][-1]
+        assert vec.value[-1] % lanes == 0  # the vectorized register tile fills SIMD lanes
+
+
+def test_metaschedule_records_are_remeasured_by_our_harness(small_tasks, host, measurer):
+    task = [t for t in small_tasks if t.name == "fused_reshape1_add"]
+    res = get_method("metaschedule").tune(task, host, 1, None, "bert_tiny", measurer=measurer)
+    assert res.tasks_without_record == [] and res.measured >= 1, res
+    assert "fast build" in res.notes["builder"]
+
+
+@pytest.mark.slow
+def test_ansor_style_runs(small_tasks, host, measurer):
+    task = [t for t in small_tasks if t.name == "fused_reshape1_add"]
+    res = get_method("ansor").tune(task, host, 1, None, "bert_tiny", measurer=measurer)
+    assert res.notes["search"]["population_size"] == 2048 and res.tasks_without_record == []
+
+
+def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
+    out = run_cli(["tune", "bert_tiny", "--method", "random", "--budget", "1", "--max-tasks", "2",
+                   "--repeat", "1", "--out", str(tmp_path / "db"), "--json"], capsys)
+    assert out["tasks"] == 2 and out["measured"] == 2 and out["failed"] == 0, out
+    assert out["compile_seconds"] > 0 and out["weighted_latency_ms"] > 0
+    bench = run_cli(["bench", "bert_tiny", "--db", str(tmp_path / "db"), "--repeat", "2", "--json"], capsys)
+    assert bench["tuned_subgraphs"] == 2 and bench["applied_functions"] >= 2, bench
+    assert len(bench["untuned_subgraphs"]) == bench["tasks"] - 2  # reported, default code
+    assert bench["max_abs_err"] < 1e-3 and bench["latency_ms"] > 0
+
+
+def test_bench_pytorch_eager(capsys):
+    out = run_cli(["bench", "bert_tiny", "--method", "pytorch", "--no-inductor", "--repeat", "2", "--json"], capsys)
+    assert out["latency_ms"] > 0 and out["max_abs_err"] == 0.0 and "inductor" not in out
+
+
+@pytest.mark.slow
+def test_bench_pytorch_inductor(capsys):
+    out = run_cli(["bench", "bert_tiny", "--method", "pytorch", "--repeat", "3", "--json"], capsys)
+    assert out["inductor"].get("max_abs_err", 1) < 1e-3, out["inductor"]
+
+
+def test_bad_requests_are_user_errors(tmp_path, capsys):
+    with pytest.raises(UserError, match="--budget"):
+        run_cli(["tune", "bert_tiny", "--method", "random", "--budget", "0", "--out", str(tmp_path)], capsys)
+    with pytest.raises(UserError, match="no record store"):
+        run_cli(["compile", "bert_tiny", "--db", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.so")], capsys)
