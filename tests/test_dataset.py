@@ -201,3 +201,23 @@ def test_push_checks_its_inputs(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     with pytest.raises(UserError, match="not an exported dataset folder"):
         hub.push(tmp_path, "tlm-org/tlm-data")
+
+
+def test_the_shipped_dataset_loads_offline_and_is_what_the_model_was_trained_on():
+    import datasets
+
+    from tlm_core.train.demonstrations import best_programs
+
+    shipped = REPO_ROOT / "data" / "dataset"
+    header = hub.read_card_header(shipped)
+    names = {c["config_name"] for c in header["configs"]}
+    assert {"pretrain", "measured", "demonstrations"} <= names
+    measured = datasets.load_dataset(str(shipped), "measured", split="train").to_pandas()
+    demos = datasets.load_dataset(str(shipped), "demonstrations", split="train").to_pandas()
+    pre = datasets.load_dataset(str(shipped), "pretrain", split="train")
+    assert len(pre) >= 200_000 and len(measured) > len(demos) > 0
+    # the demonstration set is the fastest valid program per (subgraph, sketch), validation held out
+    want = best_programs(measured, 1)
+    assert sorted(demos.key) == sorted(want.key)
+    sft = json.loads((REPO_ROOT / "data" / "model" / "training.json").read_text())
+    assert sft["measured_programs"] == len(measured)
