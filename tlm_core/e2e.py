@@ -53,29 +53,13 @@ def tune_workload(source, method: str, budget: int, out_dir, target: ResolvedTar
 
 def relax_module(source):
     """(fused Relax IRModule, example inputs, torch module): the pipeline of task extraction."""
-    import torch
-    import tvm
-    import tvm.relax.frontend.torch
-    from tvm import relax
+    from tlm_core.tasks import fused_relax
 
     if source.repeat is not None:
         raise UserError(f"{source.name} is built with {source.repeat[1]} layers only by weight scaling "
                         "(too big to build whole): end-to-end compile is not supported for it")
     module, inputs = source.build()
-    try:
-        with torch.no_grad():
-            exported = torch.export.export(module, inputs)
-    except Exception as err:  # noqa: BLE001 - any export failure is the model's, reported in one line
-        raise UserError(f"torch.export failed on the model: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-    mod = relax.frontend.torch.from_exported_program(exported, keep_params_as_input=False)
-    # Same passes as tlm_core.tasks._extract_model: the fused PrimFuncs are the tasks, hash for hash.
-    mod = tvm.transform.Sequential([
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-    ])(mod)
+    mod = fused_relax(module, inputs)
     return mod, inputs, module
 
 

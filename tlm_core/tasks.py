@@ -42,7 +42,7 @@ class Task:
         return _load_mod(self.hash, self.mod_json)
 
     @classmethod
-    def from_mod(cls, name: str, mod, weight: int = 1) -> "Task":
+    def from_mod(cls, name: str, mod, weight: int = 1) -> Task:
         """A task from an IRModule with one PrimFunc "main" (tests, user kernels)."""
         import tvm
         from tvm.s_tir.analysis import estimate_tir_flops
@@ -125,28 +125,38 @@ def _extract_repeated(source: Workload, target: ResolvedTarget) -> list[Task]:
     return out
 
 
-def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
+def fused_relax(module, inputs: tuple):
+    """torch.export -> Relax -> legalize + fuse: the module whose fused PrimFuncs are the tasks.
+
+    Task extraction and end-to-end compilation both use it, so their subgraphs match hash for hash.
+    """
     import torch
     import tvm
-    import tvm.relax.frontend.torch  # noqa: F401  (registers the frontend)
+    import tvm.relax.frontend.torch
     from tvm import relax
-    from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.analysis import estimate_tir_flops
 
     try:
         with torch.no_grad():
             exported = torch.export.export(module, inputs)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any export failure is the model's, reported in one line
         raise UserError(f"torch.export failed on the model: {type(err).__name__}: {str(err).splitlines()[0]}") from None
     mod = relax.frontend.torch.from_exported_program(exported, keep_params_as_input=False)
     del exported
-    mod = tvm.transform.Sequential([
+    return tvm.transform.Sequential([
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ])(mod)
+
+
+def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    mod = fused_relax(module, inputs)
     tasks: dict[str, Task] = {}
     for ext in ms.relax_integration.extract_tasks(mod, target.tvm):
         task_mod = ext.dispatched[0]
