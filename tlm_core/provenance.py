@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tlm_core.paths import REPO_ROOT
@@ -38,6 +38,6 @@ def provenance(target=None, **extra) -> dict:
         "cpu": cpu_model(),
         "machine": platform.machine(),
         "target": None if target is None else {**asdict(target.hardware), "tvm": target.hardware.tvm_target_dict()},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }

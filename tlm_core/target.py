@@ -43,7 +43,7 @@ class Hardware:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Hardware":
+    def from_json(cls, text: str) -> Hardware:
         d = json.loads(text)
         d["features"] = tuple(d.get("features", ()))
         return cls(**d)

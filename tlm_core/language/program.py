@@ -9,8 +9,8 @@ decision's space in the current schedule state (what the generator masks the mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tlm_core.language import domains
 

@@ -106,9 +106,7 @@ class _SubgraphWriter:
         elif name == "SeqStmt":
             for child in s.seq:
                 self.stmt(child)
-        elif name == "For":
-            self.stmt(s.body)
-        elif hasattr(s, "body"):  # LetStmt, AttrStmt, AllocBuffer, DeclBuffer, IfThenElse's then
+        elif name == "For" or hasattr(s, "body"):  # For, LetStmt, AttrStmt, AllocBuffer, DeclBuffer
             self.stmt(s.body)
         elif hasattr(s, "then_case"):
             self.stmt(s.then_case)

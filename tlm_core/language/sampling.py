@@ -42,6 +42,29 @@ def plan(entries: list[tuple[str, Task]], n: int, target: ResolvedTarget, seed: 
     return jobs
 
 
+def random_programs(task: Task, target: ResolvedTarget, n: int, seed: int) -> list:
+    """Up to n distinct random valid (Schedule, Program) of a task, sketches taken in turn.
+
+    Seeded by (seed, task): the same programs on every run, whatever other tasks are sampled, so
+    measuring them again finds them in the record store. Rejected samples are drawn again.
+    """
+    from tlm_core.language.program import random_chooser, replay
+    from tlm_core.space import design_space
+
+    space = design_space(task, target)
+    rng = np.random.default_rng([seed, int(task.hash[:12], 16)])
+    out, seen = [], set()
+    for i in range(20 * n):
+        if len(out) == n:
+            break
+        sch, program = replay(space, i % len(space.sketches), random_chooser(rng), target.hardware,
+                              seed=int(rng.integers(1, 2**30)))
+        if sch is not None and program not in seen:
+            seen.add(program)
+            out.append((sch, program))
+    return out
+
+
 def sample_job(job: Job) -> tuple[list[dict], int]:
     """Rows of random valid sentences, and how many samples the postprocessors rejected."""
     import gc

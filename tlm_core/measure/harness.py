@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tlm_core.measure import worker
 from tlm_core.measure.store import RecordStore
@@ -132,7 +132,7 @@ class Measurer:
         self._log.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "Measurer":
+    def __enter__(self) -> Measurer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -211,7 +211,7 @@ class Measurer:
                "target": self._hw, "trace": cand.trace, "latency_s": None, "latencies_s": [],
                "max_rel_err": None, "build_s": None, "run_s": None, "checked": self.config.check,
                "measure": dataclasses.asdict(self.config), "versions": versions(),
-               "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
         if cand.extra:
             rec.update(json.loads(cand.extra))
         rec.update(fields)

@@ -50,6 +50,7 @@ class SearchConfig:
 
 METASCHEDULE = SearchConfig()
 ANSOR = SearchConfig(population_size=2048, max_vectorize_extent=16)
+CONFIGS = {"metaschedule": METASCHEDULE, "ansor": ANSOR}
 
 
 def _init_worker() -> None:

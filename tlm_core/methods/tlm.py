@@ -28,22 +28,19 @@ def _available() -> tuple[bool, str]:
 
 
 def _tune(tasks, target, budget, measurer, workload, seed):
-    from tlm_core.generate import generate, task_seed
+    from tlm_core.generate import task_seed
     from tlm_core.model import load
-    from tlm_core.space import design_space
-    from tlm_core.train.demonstrations import candidate
+    from tlm_core.train.demonstrations import generated_candidates
 
     model, _ = load(checkpoint())
     cands, invalid, gen_s = [], 0, 0.0
     for task in progress(tasks, "tlm: generate", unit="task"):
-        res = generate(model, task, design_space(task, target), target.hardware, budget,
-                       seed=task_seed(seed, task.hash))
+        made, res = generated_candidates(model, workload, task, target, budget, task_seed(seed, task.hash))
         invalid += res.invalid
         gen_s += res.seconds
         for err in res.errors[:2]:
             log(f"tlm: invalid candidate of {task.name}: {err}")
-        cands += [candidate(workload, task, "tlm", sch, p, score=round(s, 4))
-                  for (sch, p), s in zip(res.programs, res.scores)]
+        cands += made
     return cands, {"checkpoint": str(checkpoint()), "invalid": invalid, "generation_seconds": round(gen_s, 2)}
 
 

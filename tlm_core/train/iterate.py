@@ -83,9 +83,7 @@ def train_loop(cfg: IterateConfig, out: Path) -> None:
 
 def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
     from tlm_core import model as M
-    from tlm_core.generate import generate
     from tlm_core.measure.harness import Measurer
-    from tlm_core.space import design_space
 
     entries = demonstrations.training_entries(target)
     entries = entries[:cfg.tasks] if cfg.tasks else entries
@@ -100,19 +98,19 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
         _wait(lambda need=need: _done(out / f"model-{need}"), f"model-{need}")
         newest = max(j for j in range(need, i) if _done(out / f"model-{j}"))
         model, _ = M.load(out / f"model-{newest}")
-        cands = []
+        cands, invalid = [], 0
         for w, task in progress(entries, f"generate batch {i} (model-{newest})", unit="task"):
-            space = design_space(task, target)
-            res = generate(model, task, space, target.hardware, cfg.per_task, temperature=cfg.temperature,
-                           seed=cfg.seed * 7919 + i)
-            cands += [demonstrations.candidate(w, task, "tlm", sch, program, round=i, model=f"model-{newest}",
-                                               prompt=demonstrations.prompt_text(task, target, program.sketch))
-                      for sch, program in res.programs]
+            made, res = demonstrations.generated_candidates(model, w, task, target, cfg.per_task,
+                                                            seed=cfg.seed * 7919 + i, temperature=cfg.temperature,
+                                                            round=i, model=f"model-{newest}")
+            cands += made
+            invalid += res.invalid  # a bug if ever > 0: reported in the round's marker
         with Measurer(target, cfg.store, demonstrations.DEMO_MEASURE) as m:
             m.measure(cands, desc=f"measure batch {i}")
         with open(conv, "a") as f:
             f.write(json.dumps({**convergence_point(cfg.store, entries, i), "model": f"model-{newest}"}) + "\n")
-        (out / f"round-{i}.measured").write_text(json.dumps({"candidates": len(cands), "model": newest}))
+        (out / f"round-{i}.measured").write_text(json.dumps({"candidates": len(cands), "invalid": invalid,
+                                                                    "model": newest}))
 
 
 def _measure_main(cfg: IterateConfig, out: str, target: ResolvedTarget) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Callable
 
 from tlm_core.errors import UserError
 
@@ -34,7 +34,7 @@ class Workload:
     repeat: tuple[str, int] | None = None
     description: str = ""
 
-    def build(self, **overrides) -> tuple["torch.nn.Module", tuple]:  # noqa: F821
+    def build(self, **overrides) -> tuple[torch.nn.Module, tuple]:  # noqa: F821
         """(module in eval mode, example inputs), deterministic."""
         import torch
 
@@ -66,7 +66,7 @@ class UserModule:
     def name(self) -> str:
         return f"{self.path.stem}:{self.fn}"
 
-    def build(self) -> tuple["torch.nn.Module", tuple]:  # noqa: F821
+    def build(self) -> tuple[torch.nn.Module, tuple]:  # noqa: F821
         """Import the file and call FN; any failure is the user's to fix, reported in one line."""
         import torch
 

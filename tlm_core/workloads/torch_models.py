@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 # -----------------------------------------------------------------------------
 # ResNet / ResNeXt / Wide-ResNet (torchvision.models.resnet, "v1.5": stride on the 3x3)
@@ -90,7 +90,7 @@ def _projection(inplanes: int, out_planes: int, stride: int) -> nn.Module | None
 class ResNet(nn.Module):
     """7x7 stem, max-pool, four residual stages, global average pool, linear head."""
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...],
+    def __init__(self, block: type[BasicBlock | Bottleneck], layers: tuple[int, ...],
                  groups: int = 1, width_per_group: int = 64, num_classes: int = 1000):
         super().__init__()
         if len(layers) != 4:
