@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tests` (default), `nox -s reproduce_table2`, `nox -s benchmarks`."""
+"""Sessions: `nox -s tests` (default), `nox -s reproduce_table2` (and the other reproduce_*), `nox -s figures`,
+`nox -s benchmarks`, `nox -s publish_dataset`."""
 
 from __future__ import annotations
 
@@ -19,23 +20,65 @@ def tests(session: nox.Session) -> None:
 def benchmarks(session: nox.Session) -> None:
     """Speed benchmarks (pytest-benchmark); JSON into results/benchmarks/."""
     session.install("-e", ".[dev]")
-    session.run("pytest", "benchmarks", "-p", "no:cacheprovider", "--benchmark-json",
-                "results/benchmarks/measure.json", *session.posargs)
+    # One JSON per benchmark file (bench_measure.py -> results/benchmarks/measure.json), so that
+    # re-running one benchmark does not overwrite the others' figures.
+    for name in ("measure", "generate"):
+        session.run("pytest", f"benchmarks/bench_{name}.py", "-p", "no:cacheprovider", "--benchmark-json",
+                    f"results/benchmarks/{name}.json", *session.posargs)
+
+
+def _reproduce(session: nox.Session, artefact: str) -> None:
+    """One driver for every artefact: `python -m benchmarks.reproduce ARTEFACT --scale S`."""
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks.reproduce", artefact, *(session.posargs or ["--scale", "default"]))
 
 
 @nox.session(python=PYTHON)
 def reproduce_table2(session: nox.Session) -> None:
-    """Table 2 (TLM vs Ansor-style search). Built so far: stage 1, task extraction of Table 1."""
+    """Table 2: TLM vs Ansor-style search on 23 subgraphs (`-- --scale smoke|default|full`)."""
+    _reproduce(session, "table2")
+    session.run("python", "-m", "figures.plot", "tables")
+
+
+@nox.session(python=PYTHON)
+def reproduce_table3(session: nox.Session) -> None:
+    """Table 3: TLM vs MetaSchedule on 40 subgraphs (`-- --scale smoke|default|full`)."""
+    _reproduce(session, "table3")
+    session.run("python", "-m", "figures.plot", "tables")
+
+
+@nox.session(python=PYTHON)
+def reproduce_claims(session: nox.Session) -> None:
+    """The 61x (compile time at equal performance) and 2.25x (vs Roller-style) claims -> results/claims.json."""
+    _reproduce(session, "claims")
+
+
+@nox.session(python=PYTHON)
+def reproduce_figure9(session: nox.Session) -> None:
+    """Figure 9: convergence of the demonstration data (from the iterative loop's log; measures nothing)."""
     session.install("-e", ".")
-    session.run("tlm", "workloads", "--split", "test")
-    for name in ("resnet50", "mobilenet_v2", "resnext50", "bert_base", "bert_tiny", "gpt2", "densenet121",
-                 "bert_large", "wide_resnet50", "resnet3d_18", "dcgan", "llama"):
-        session.run("tlm", "tasks", name, silent=True)
-    session.log(
-        "Table 2 is NOT reproduced yet. Built: workloads, task extraction (above), the measurement "
-        "harness. Missing: tensor language (issue 3), trained model (4), generator (5), methods (6), "
-        "the table driver (7)."
-    )
+    session.run("python", "-m", "figures.plot", "figure9")
+
+
+@nox.session(python=PYTHON)
+def reproduce_figure10(session: nox.Session) -> None:
+    """Figure 10: end-to-end latency, TLM vs MetaSchedule and Ansor-style (`-- --scale smoke|default|full`)."""
+    _reproduce(session, "figure10")
+    session.run("python", "-m", "figures.plot", "figure10")
+
+
+@nox.session(python=PYTHON)
+def reproduce_figure13(session: nox.Session) -> None:
+    """Figure 13: end-to-end latency, TLM vs PyTorch eager/inductor and TensorRT (`-- --scale ...`)."""
+    _reproduce(session, "figure13")
+    session.run("python", "-m", "figures.plot", "figure13")
+
+
+@nox.session(python=PYTHON)
+def figures(session: nox.Session) -> None:
+    """Re-plot every figure from results/ and data/ only (measures nothing)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "figures.plot", "all")
 
 
 @nox.session(python=PYTHON)

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-import kernels  # noqa: E402
+import kernels
 
-from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json  # noqa: E402
-from tlm_core.space import design_space, sample_random  # noqa: E402
-from tlm_core.target import resolve_target  # noqa: E402
+from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json
+from tlm_core.space import design_space, sample_random
+from tlm_core.target import resolve_target
 
 N = 32
 #: The same timing protocol for both harnesses: 1 call per repeat (more for kernels under 10 ms), 3 repeats.

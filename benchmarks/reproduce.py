@@ -1,0 +1,525 @@
+"""Reproduce the paper's Tables 2 and 3, Figures 10 and 13 and its two claims: one driver, loops over the
+specs of `benchmarks.tables`.
+
+    python -m benchmarks.reproduce table2|table3|tables|claims|figure10|figure13 --scale smoke|default|full
+    python -m benchmarks.reproduce search table2 --trials 64     # the baseline's search log (the full path)
+    python -m benchmarks.reproduce select                        # re-draw data/tables/subgraphs.json
+
+A table run (`tables`: both in one sitting) measures everything with one Measurer into one fresh record
+store (.cache/reproduce/), side by side:
+  1. TLM: per subgraph, the greedy program and then `max(tlm_times) - 1` samples of the shipped model
+     (or $TLM_CHECKPOINT); TLM@k is the best of the first k distinct programs of that list.
+  2. The baseline (Ansor-style or MetaSchedule): its search log holds every trial in the order tried;
+     the baseline at B trials is the best of the first B trials per subgraph. Its 3 fastest programs
+     there (by the search's own timings) are measured again here, and the best of those is the cell's.
+     At smoke/default scale the log comes from data/baselines/ (searched earlier on this machine by
+     `search`, provenance in its search.json); a column whose trials the log lacks is shown as missing.
+  3. Roller-style's top `roller_budget` programs per subgraph, for the equal-compile-time claim.
+Outputs in ROOT/<table>/<scale>/ (ROOT: --out, default results/): table.csv (one row per cell),
+subgraphs.csv (best latency per subgraph, method and budget), claims.json, table.md, provenance.json.
+An end-to-end run (figure10, figure13) tunes, compiles and benches each workload with each method:
+ROOT/<figure>/<scale>/e2e.csv and provenance.json. `python -m figures.plot` draws them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from benchmarks.tables import FIGURES, TABLES, TableSpec, select
+from tlm_core.errors import UserError
+from tlm_core.paths import REPO_ROOT, cache_dir, data_dir
+from tlm_core.ui import emit_json, log, progress
+
+SUBGRAPHS = "tables/subgraphs.json"
+REMEASURE = 3  # the baseline's fastest programs (by its own timings) measured again per cell
+CURVE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 5000, 10000)  # trials checkpoints (claims)
+
+
+# -- subgraphs ---------------------------------------------------------------------------------------
+def cmd_select(args) -> None:
+    """Extract the test workloads' tasks and write the seeded selection (largest table's size)."""
+    from tlm_core.provenance import provenance
+    from tlm_core.target import resolve_target
+    from tlm_core.tasks import extract_tasks
+    from tlm_core.workloads.zoo import TEST
+
+    target = resolve_target(args.target)
+    entries = [(w.name, t) for w in progress(TEST, "extract test workloads") for t in extract_tasks(w, target)]
+    n = max(s.subgraphs for s in TABLES.values())
+    chosen = select(entries, n)
+    doc = {"rule": "benchmarks/tables.py (module docstring)", "provenance": provenance(target),
+           "subgraphs": [{"workload": w, **t.summary(), "mod": t.mod_json} for w, t in chosen]}
+    out = data_dir() / SUBGRAPHS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    log(f"wrote {len(chosen)} subgraphs to {out}")
+
+
+def subgraphs(spec: TableSpec, n: int | None = None) -> list[tuple[str, object]]:
+    """(workload, Task) of a table, in selection order (the first n when n is given)."""
+    from tlm_core.tasks import Task
+
+    path = data_dir() / SUBGRAPHS
+    if not path.exists():
+        raise UserError(f"{path} is missing; run `python -m benchmarks.reproduce select`")
+    rows = json.loads(path.read_text())["subgraphs"][: spec.subgraphs]
+    rows = rows[:n] if n else rows
+    return [(r["workload"], Task(r["name"], r["weight"], r["flops"], r["hash"], r["mod"])) for r in rows]
+
+
+# -- the baseline's search log ----------------------------------------------------------------------
+def log_dir(spec: TableSpec) -> Path:
+    return data_dir() / "baselines" / f"{spec.name}-{spec.baseline}"
+
+
+def log_info(spec: TableSpec) -> dict:
+    path = log_dir(spec) / "search.json"
+    return json.loads(path.read_text()) if path.exists() else {"trials": 0, "segments": []}
+
+
+def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
+    """Extend the table's baseline log to `trials` per subgraph (MetaSchedule continues from its log)."""
+    from tlm_core.methods import metaschedule
+    from tlm_core.provenance import provenance
+
+    info = log_info(spec)
+    if info["trials"] >= trials:
+        return info
+    tasks = [t for _, t in subgraphs(spec)]
+    more = trials - info["trials"]
+    log(f"{spec.baseline}: searching {more} more trials on each of {len(tasks)} subgraphs into {log_dir(spec)}")
+    start = time.perf_counter()
+    _, notes = metaschedule.search(spec.baseline, metaschedule.CONFIGS[spec.baseline], tasks, target, more,
+                                   str(log_dir(spec)), seed + len(info["segments"]))
+    seconds = time.perf_counter() - start
+    info = {"method": spec.baseline, "trials": trials, "subgraphs": len(tasks),
+            "segments": [*info["segments"], {"trials": more, "seconds": round(seconds, 1),
+                                             "provenance": provenance(target, seed=seed), "notes": notes}]}
+    (log_dir(spec) / "search.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def trials_in_order(spec: TableSpec) -> dict[str, list[tuple[str, float]]]:
+    """Task hash -> [(trace JSON, mean seconds by the search's runner)] in the order tried."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from tlm_core.measure.harness import trace_to_json
+    from tlm_core.tasks import structural_hash
+
+    folder = log_dir(spec)
+    workloads = [ms.database.Workload.from_json(json.loads(line))
+                 for line in (folder / "database_workload.json").read_text().splitlines() if line.strip()]
+    out: dict[str, list] = {}
+    for line in (folder / "database_tuning_record.json").read_text().splitlines():
+        if not line.strip():
+            continue
+        index, obj = json.loads(line)
+        w = workloads[index]
+        rec = ms.database.TuningRecord.from_json(obj, w)
+        secs = [float(x) for x in rec.run_secs] if rec.run_secs is not None else []
+        mean = sum(secs) / len(secs) if secs else math.inf
+        out.setdefault(structural_hash(w.mod), []).append((trace_to_json(rec.trace), mean))
+    return out
+
+
+# -- the tables -------------------------------------------------------------------------------------
+def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed: int = 0,
+               resume: bool = False) -> list[dict]:
+    """Measure one or more tables in one sitting: one Measurer and one record store, so that every
+    number of every table is measured side by side; a subgraph shared by two tables is generated and
+    measured once (content keys)."""
+    from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer
+    from tlm_core.methods import extra_json
+
+    started = time.perf_counter()
+    plans = []
+    for spec in specs:
+        scale = spec.scales[scale_name]
+        # The baseline's log first: a missing shipped log is a user error before anything is measured.
+        if scale.search_live:
+            for b in sorted(scale.trials):
+                search(spec, b, target, seed)
+        info = log_info(spec)
+        if info["trials"] == 0:
+            raise UserError(f"no search log of {spec.baseline} at {log_dir(spec)}; run `python -m "
+                            f"benchmarks.reproduce search {spec.name} --trials 64` (or use --scale full)")
+        plans.append({"spec": spec, "scale": scale, "entries": subgraphs(spec, scale.subgraphs), "info": info,
+                      "seconds_per_trial": sum(s["seconds"] for s in info["segments"])
+                      / (info["trials"] * len(subgraphs(spec)))})
+    union = list({t.hash: (w, t) for p in plans for w, t in p["entries"]}.values())
+    store = cache_dir() / "reproduce" / f"{'-'.join(s.name for s in specs)}-{scale_name}" / "store"
+    if store.exists() and not resume:
+        shutil.rmtree(store)  # the numbers of a run come from one sitting: measured side by side
+
+    with Measurer(target, store, MeasureConfig()) as m:
+        # 1. TLM: the greedy program, then samples.
+        kmax = max(k for p in plans for k in p["scale"].tlm_times)
+        tlm, gen_s, invalid = _tlm_candidates(union, target, kmax, seed)
+        # 2. Each baseline's best programs at each column's trials (and the claims' checkpoints).
+        for p in plans:
+            spec, tried = p["spec"], trials_in_order(p["spec"])
+            p["points"] = sorted({b for b in (*p["scale"].trials, *CURVE) if b <= p["info"]["trials"]})
+            p["base"] = {b: [Candidate(t, trace, w, spec.baseline, extra_json(
+                                 trials=b, search_rank=r, search_mean_s=None if sec == math.inf else sec))
+                             for w, t in p["entries"]
+                             for r, (trace, sec) in enumerate(_top(tried.get(t.hash, []), b,
+                                                                   REMEASURE if b in p["scale"].trials else 1))]
+                         for b in p["points"]}
+        # 3. Roller-style, for the equal-time claim.
+        budget = max(p["scale"].roller_budget for p in plans)
+        roller, roller_s = _roller_candidates(union, target, budget, seed) if budget else ({}, {})
+        # All of a subgraph's candidates together: its unscheduled reference (naive loops, up to a
+        # minute for the biggest subgraphs) then runs once, not once per method.
+        everything: dict[str, list] = {t.hash: [*tlm[t.hash], *roller.get(t.hash, [])] for _, t in union}
+        for p in plans:
+            for cands in p["base"].values():
+                for c in cands:
+                    everything[c.task.hash].append(c)
+        m.measure([c for cs in everything.values() for c in cs], desc="measure (tlm, baselines, roller)")
+        records = {r["key"]: r for r in m.store}
+        key = m.key
+
+    ctx = {"records": records, "key": key, "tlm": tlm, "gen_s": gen_s, "invalid": invalid, "roller": roller,
+           "roller_s": roller_s, "target": target, "seed": seed, "started": started}
+    return [_tabulate(p, outs[p["spec"].name], ctx) for p in plans]
+
+
+def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
+    """One table's cells, per-subgraph bests and claims from the run's records; written to `out`."""
+    from tlm_core.measure.harness import OK
+    from tlm_core.provenance import provenance
+
+    spec, scale, entries, info, points = plan["spec"], plan["scale"], plan["entries"], plan["info"], plan["points"]
+    tasks = [t for _, t in entries]
+    records, key = ctx["records"], ctx["key"]
+
+    def best(cands) -> dict[str, float]:
+        b: dict[str, float] = {}
+        for c in cands:
+            r = records.get(key(c))
+            if r and r["status"] == OK and (c.task.hash not in b or r["latency_s"] < b[c.task.hash]):
+                b[c.task.hash] = r["latency_s"]
+        return b
+
+    def seconds(cands, gen: dict) -> float:
+        """Generation seconds of the tasks + build and run seconds of the candidates (one at a time)."""
+        meas = sum((records[key(c)].get("build_s") or 0) + (records[key(c)].get("run_s") or 0) for c in cands)
+        return round(sum(gen.get(t.hash, 0.0) for t in tasks) + meas, 1)
+
+    methods: dict[str, dict] = {}  # label -> {task hash: best seconds}
+    rows = []
+    for k in scale.tlm_times:
+        chosen = [c for t in tasks for c in ctx["tlm"][t.hash][:k]]
+        methods[f"tlm@{k}"] = best(chosen)
+        rows.append({"label": f"tlm@{k}", "measurements": k, "compile_seconds": seconds(chosen, ctx["gen_s"])})
+    for b in points:
+        methods[f"{spec.baseline}@{b}"] = best(plan["base"][b])
+    roller = None
+    if scale.roller_budget:
+        chosen = [c for t in tasks for c in ctx["roller"][t.hash][:scale.roller_budget]]
+        roller = {"budget": scale.roller_budget, "best": best(chosen), "seconds": seconds(chosen, ctx["roller_s"])}
+        methods[f"roller@{scale.roller_budget}"] = roller["best"]
+    per_sub = [{"table": spec.name, "scale": scale.name, "label": label, "workload": w, "subgraph": t.name,
+                "hash": t.hash, "weight": t.weight, "best_ms": None if t.hash not in b else round(b[t.hash] * 1e3, 6)}
+               for label, b in methods.items() for w, t in entries]
+    cols = [(spec.baseline, b) for b in scale.trials] + [("tlm", max(scale.tlm_times))]
+    row_labels = [f"tlm@{k}" for k in scale.tlm_times] + [f"{spec.baseline}@{max(points)}"]
+    cells = []
+    for rl in row_labels:
+        for cm, cb in cols:
+            cl = f"{cm}@{cb}"
+            paper_row = rl.split("@")[1] if rl.startswith("tlm@") else "baseline"
+            cell = {"row": rl, "method": rl.split("@")[0], "measurements": int(rl.split("@")[1]),
+                    "baseline": cm, "baseline_trials": cb, "column": cl,
+                    "paper": spec.paper.get((paper_row, cb)) if cm == spec.baseline else None}
+            if cl not in methods:
+                cell.update(overall_speedup=None, status=f"missing: the {spec.baseline} log has "
+                            f"{info['trials']} trials per subgraph, not {cb} (run --scale full)")
+            else:
+                cell.update(_speedup(tasks, methods[rl], methods[cl]))
+                cell["status"] = "ok" if not (cell["failures_method"] or cell["failures_baseline"]) else "failures"
+            cell["baseline_source"] = (("searched in this run" if scale.search_live else
+                                        "shipped search log, best programs re-measured in this run")
+                                       if cm == spec.baseline else "measured in this run")
+            cells.append(cell)
+    claims = _claims(spec, scale, tasks, methods, rows, points, plan["seconds_per_trial"], roller)
+    prov = provenance(ctx["target"], scale=scale.name, table=spec.name, seed=ctx["seed"], scale_settings=asdict(scale),
+                      subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
+                      tlm_generation_seconds=round(sum(ctx["gen_s"].get(t.hash, 0) for t in tasks), 1),
+                      wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
+                      checkpoint=str(_checkpoint()), tlm_rows=rows)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out, spec, cells, per_sub, claims, prov)
+    return {"table": spec.name, "scale": scale.name, "out": str(out), "cells": cells, "claims": claims,
+            "wall_seconds": prov["wall_seconds_of_the_sitting"]}
+
+
+def _roller_candidates(entries, target, budget: int, seed: int):
+    """Per task hash: Roller-style's `budget` programs (ranked by its model); its seconds per task."""
+    from tlm_core.methods.roller import ranked_programs
+    from tlm_core.train.demonstrations import candidate
+
+    lists, secs = {}, {}
+    for w, t in progress(entries, "roller: rank", unit="subgraph"):
+        start = time.perf_counter()
+        lists[t.hash] = [candidate(w, t, "roller", sch, p, model_cost=c)
+                         for sch, p, c in ranked_programs(t, target, budget, seed)]
+        secs[t.hash] = time.perf_counter() - start
+    return lists, secs
+
+
+def _checkpoint():
+    from tlm_core.methods.tlm import checkpoint
+
+    return checkpoint()
+
+
+def _tlm_candidates(entries, target, kmax: int, seed: int):
+    """Per task hash: [greedy, then kmax-1 samples] distinct candidates, and generation seconds; invalid count."""
+    from tlm_core.generate import task_seed
+    from tlm_core.model import load
+    from tlm_core.train.demonstrations import generated_candidates
+
+    model, _ = load(_checkpoint())
+    lists, seconds, invalid = {}, {}, 0
+    for w, t in progress(entries, "tlm: generate", unit="subgraph"):
+        s = task_seed(seed, t.hash)
+        greedy, r1 = generated_candidates(model, w, t, target, 1, s, temperature=0.0)
+        cands = list(greedy)
+        seconds[t.hash], invalid = r1.seconds, invalid + r1.invalid
+        if kmax > 1:
+            sampled, r2 = generated_candidates(model, w, t, target, kmax - 1, s)
+            seconds[t.hash] += r2.seconds
+            invalid += r2.invalid
+            seen = {c.trace for c in cands}
+            cands += [c for c in sampled if c.trace not in seen]
+        lists[t.hash] = cands
+    return lists, seconds, invalid
+
+
+def _top(trials: list[tuple[str, float]], b: int, k: int) -> list[tuple[str, float]]:
+    """The k fastest distinct programs among the first b trials (by the search's own timings)."""
+    out, seen = [], set()
+    for trace, s in sorted(trials[:b], key=lambda x: x[1]):
+        if trace not in seen:
+            seen.add(trace)
+            out.append((trace, s))
+        if len(out) == k:
+            break
+    return out
+
+
+def _speedup(tasks, method: dict, baseline: dict) -> dict:
+    """Overall speedup over the subgraphs both have a program for; failures counted and named."""
+    fm = [t.name for t in tasks if t.hash not in method]
+    fb = [t.name for t in tasks if t.hash not in baseline]
+    both = [t for t in tasks if t.hash in method and t.hash in baseline]
+    num = sum(t.weight * baseline[t.hash] for t in both)
+    den = sum(t.weight * method[t.hash] for t in both)
+    return {"overall_speedup": round(num / den, 4) if den else None, "subgraphs_compared": len(both),
+            "failures_method": len(fm), "failures_baseline": len(fb),
+            "failed_subgraphs": ";".join([f"method:{n}" for n in fm] + [f"baseline:{n}" for n in fb])}
+
+
+def _weighted(tasks, lat: dict) -> float | None:
+    if any(t.hash not in lat for t in tasks):
+        return None
+    return sum(t.weight * lat[t.hash] for t in tasks)
+
+
+def _claims(spec, scale, tasks, methods, rows, points, seconds_per_trial, roller) -> dict:
+    """The 61x (time to equal performance) and 2.25x (performance at equal time) claims of this run."""
+    out: dict = {"table": spec.name, "scale": scale.name, "baseline": spec.baseline}
+    k = 10 if 10 in scale.tlm_times else max(scale.tlm_times)
+    tlm_row = next(r for r in rows if r["measurements"] == k)
+    target_lat = _weighted(tasks, methods[f"tlm@{k}"])
+    reached = None
+    for b in points:
+        lat = _weighted(tasks, methods[f"{spec.baseline}@{b}"])
+        if lat is not None and target_lat is not None and lat <= target_lat:
+            reached = b
+            break
+    time_per_b = seconds_per_trial * len(tasks)
+    out["compile_time_speedup_at_equal_performance"] = {
+        "tlm_measurements": k, "tlm_compile_seconds": tlm_row["compile_seconds"],
+        "tlm_weighted_latency_ms": None if target_lat is None else round(target_lat * 1e3, 4),
+        "baseline_trials_to_reach": reached,
+        "baseline_compile_seconds": None if reached is None else round(reached * time_per_b, 1),
+        "value": None if reached is None else round(reached * time_per_b / tlm_row["compile_seconds"], 2),
+        "lower_bound": None if reached is not None else round(max(points) * time_per_b / tlm_row["compile_seconds"], 2),
+        "note": ("baseline time = trials x subgraphs x its measured wall seconds per trial (search, builds, runs); "
+                 "TLM time = its generation seconds (greedy + all samples, also for k < the largest row) + the "
+                 "build and run seconds of its k programs per subgraph, one after the other (no parallel builds). "
+                 + ("" if reached else f"The baseline did not reach TLM@{k} within {max(points)} trials: "
+                    "lower_bound is the ratio at that many trials.")),
+        "paper": 61.0}
+    if roller is not None:
+        near = min(rows, key=lambda r: abs(r["compile_seconds"] - roller["seconds"]))
+        sp = _speedup(tasks, methods[near["label"]], roller["best"])
+        out["performance_vs_roller_at_equal_time"] = {
+            "roller_budget": roller["budget"], "roller_compile_seconds": roller["seconds"],
+            "tlm_measurements": near["measurements"], "tlm_compile_seconds": near["compile_seconds"],
+            "value": sp["overall_speedup"], "failures_tlm": sp["failures_method"],
+            "failures_roller": sp["failures_baseline"], "paper": 2.25,
+            "note": "overall speedup of TLM at the row whose compile time is nearest Roller-style's; Roller-style "
+                    "time = its ranking seconds + build and run seconds of its programs, as TLM's"}
+    return out
+
+
+def _write(out: Path, spec, cells, per_sub, claims, prov) -> None:
+    import pandas as pd
+
+    pd.DataFrame(cells).to_csv(out / "table.csv", index=False)
+    pd.DataFrame(per_sub).to_csv(out / "subgraphs.csv", index=False)
+    (out / "claims.json").write_text(json.dumps(claims, indent=1))
+    (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+    (out / "table.md").write_text(markdown(spec, cells, prov))
+
+
+def _trials(b: int) -> str:
+    return f"{b // 1000}K" if b >= 1000 and b % 1000 == 0 else str(b)
+
+
+def markdown(spec, cells, prov) -> str:
+    """The table in the paper's shape, this run's value with the paper's in brackets."""
+    cols = list(dict.fromkeys(c["column"] for c in cells))
+    rows = list(dict.fromkeys(c["row"] for c in cells))
+    label = {spec.baseline: spec.baseline_label.split(" (")[0], "tlm": "TLM"}
+    head = ["Times"] + [f"{label[c.split('@')[0]]} {_trials(int(c.split('@')[1]))}" for c in cols]
+    lines = [(f"**{spec.title}** — scale `{prov['scale']}`, {prov['subgraphs']} subgraphs, {prov['cpu']}, "
+             f"commit {prov['git_commit'][:10]}, {prov['date'][:10]}. Cell: overall speedup of the row over the "
+             "column (this run; the paper's in brackets). † n: subgraphs without a valid program."), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        name = (_trials(int(r.split("@")[1])) if r.startswith("tlm@")
+                else f"{label[spec.baseline]} {_trials(int(r.split('@')[1]))} (row)")
+        out = [name]
+        for c in cols:
+            cell = next(x for x in cells if x["row"] == r and x["column"] == c)
+            v = cell["overall_speedup"]
+            text = "missing" if v is None else f"{v:.2f}"
+            fails = cell.get("failures_method", 0) + cell.get("failures_baseline", 0)
+            text += f" †{fails}" if fails else ""
+            text += f" ({cell['paper']:.2f})" if cell.get("paper") is not None else ""
+            out.append(text)
+        lines.append("| " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- end to end (Figures 10 and 13) ----------------------------------------------------------------
+def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False) -> dict:
+    """Per workload and method: tune its subgraphs, compile the whole model, bench it against PyTorch."""
+    import pandas as pd
+
+    from tlm_core import e2e
+    from tlm_core.methods import get_method
+    from tlm_core.provenance import provenance
+    from tlm_core.workloads import get_workload
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows = []
+    for name in spec.workloads[scale]:
+        source = get_workload(name)
+        for method, budgets in spec.methods:
+            row = {"figure": spec.name, "scale": scale, "workload": name, "method": method,
+                   "budget": budgets.get(scale)}
+            ok, why = get_method(method).available()
+            if not ok:
+                rows.append({**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"})
+                continue
+            if method == "pytorch":
+                res = e2e.bench(source, target, method="pytorch")
+                rows.append({**row, "method": "pytorch-eager", "status": "ok", "latency_ms": res["eager_latency_ms"],
+                             "max_abs_err": 0.0})
+                ind = res.get("inductor", {})
+                rows.append({**row, "method": "pytorch-inductor", "status": "ok" if "latency_ms" in ind else
+                             f"failed: {ind.get('error')}", "latency_ms": ind.get("latency_ms"),
+                             "compile_seconds": ind.get("compile_seconds"), "max_abs_err": ind.get("max_abs_err")})
+                continue
+            if not get_method(method).tunes_subgraphs:
+                rows.append({**row, "status": f"unavailable: no end-to-end bench for {method} in this driver"})
+                continue
+            db = out / "stores" / f"{name}-{method}-{row['budget']}"
+            if db.exists() and not resume:
+                shutil.rmtree(db)
+            tuned = e2e.tune_workload(source, method, row["budget"], db, target, seed=seed)
+            res = e2e.bench(source, target, db_dir=db)
+            rows.append({**row, "status": "ok", "latency_ms": res["latency_ms"], "max_abs_err": res["max_abs_err"],
+                         "compile_seconds": tuned["compile_seconds"], "tasks": tuned["tasks"],
+                         "measured": tuned["measured"], "failed": tuned["failed"],
+                         "weighted_latency_ms": tuned["weighted_latency_ms"],
+                         "untuned_subgraphs": len(res["untuned_subgraphs"])})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "e2e.csv", index=False)
+    prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
+                      methods=[[m, b] for m, b in spec.methods], wall_seconds=round(time.perf_counter() - started, 1),
+                      checkpoint=str(_checkpoint()))
+    (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+    return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
+
+
+# -- command line -----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n")[0])
+    p.add_argument("what", help="table2 | table3 | tables (both, one sitting) | claims | figure10 | figure13 | "
+                                "select | search")
+    p.add_argument("table", nargs="?", help="for `search`: the table whose baseline to search")
+    p.add_argument("--scale", default="default", choices=("smoke", "default", "full"))
+    p.add_argument("--out", help="results root (default results/; a table goes to ROOT/<table>/<scale>)")
+    p.add_argument("--trials", type=int, default=64, help="for `search`: trials per subgraph to reach")
+    p.add_argument("--target", default="host")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    args = p.parse_args(argv)
+    try:
+        from tlm_core.target import resolve_target
+
+        if args.what == "select":
+            cmd_select(args)
+            return 0
+        if args.what == "search":
+            if args.table not in TABLES:
+                raise UserError(f"search which table? one of {', '.join(TABLES)}")
+            res = search(TABLES[args.table], args.trials, resolve_target(args.target), args.seed)
+        elif args.what in FIGURES:
+            out = (Path(args.out) if args.out else REPO_ROOT / "results") / args.what / args.scale
+            res = run_e2e(FIGURES[args.what], args.scale, out, resolve_target(args.target), args.seed, args.resume)
+        elif args.what in (*TABLES, "tables", "claims"):
+            names = {"tables": list(TABLES), "claims": ["table2"]}.get(args.what, [args.what])
+            root = Path(args.out) if args.out else REPO_ROOT / "results"
+            outs = {n: root / n / args.scale for n in names}
+            res = run_tables([TABLES[n] for n in names], args.scale, outs, resolve_target(args.target), args.seed,
+                             args.resume)
+            if args.what == "claims":
+                res = res[0]["claims"]
+                (root / "claims.json").write_text(json.dumps(res, indent=1))
+        else:
+            raise UserError(f"unknown artefact {args.what!r}: {', '.join([*TABLES, *FIGURES])}, tables, claims, "
+                            "select, search")
+    except UserError as err:
+        print(f"reproduce: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reproduce: interrupted (run again with --resume to keep what was measured)", file=sys.stderr)
+        return 130
+    if args.json:
+        emit_json(res)
+    elif args.what in (*TABLES, "tables"):
+        for r in res:
+            print((Path(r["out"]) / "table.md").read_text())
+    elif args.what in FIGURES:
+        print(f"wrote {res['out']}/e2e.csv; plot it with `python -m figures.plot {args.what}`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Figures from results/ and data/ only (nothing is measured here): `python -m figures.plot all|figure9|figure10|figure13|tables`.
+
+figure9.png  convergence of the demonstration data: best weighted latency of the training subgraphs
+             vs programs measured (data/training/iterate/convergence.jsonl, the iterative loop's log).
+figure10.png, figure13.png  end-to-end latency per workload and method (results/<figure>/<scale>/e2e.csv).
+table2.png, table3.png  the speedup tables of the newest scale measured (results/<table>/<scale>/table.csv)
+             as heat maps, the paper's value beside each cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tlm_core.paths import REPO_ROOT
+
+OUT = REPO_ROOT / "figures"
+SCALES = ("full", "default", "smoke")  # the table figure shows the largest scale measured
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure9(log: Path = REPO_ROOT / "data/training/iterate/convergence.jsonl", out: Path = OUT) -> Path:
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise SystemExit(f"figures: {log} has no rounds yet")
+    plt = _plt()
+    x, y = [], []
+    total = 0
+    for r in rows:
+        total += r["programs"]
+        x.append(total)
+        y.append(r["weighted_latency_s"])
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(x, y, marker="o")
+    for xi, yi, r in zip(x, y, rows):
+        ax.annotate(f"round {r['round']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("programs measured (cumulative)")
+    ax.set_ylabel("best weighted latency of\nthe training subgraphs (s)")
+    ax.set_title("Figure 9: convergence of demonstration data (CPU)", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "figure9.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def table(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> Path | None:
+    import pandas as pd
+
+    found = next((results / name / s / "table.csv" for s in SCALES if (results / name / s / "table.csv").exists()),
+                 None)
+    if found is None:
+        return None
+    cells = pd.read_csv(found)
+    prov = json.loads((found.parent / "provenance.json").read_text())
+    rows = list(dict.fromkeys(cells["row"]))
+    cols = list(dict.fromkeys(cells["column"]))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cols), 0.9 + 0.45 * len(rows)))
+    grid = [[cells[(cells.row == r) & (cells.column == c)].overall_speedup.iloc[0] for c in cols] for r in rows]
+    ax.imshow([[1.0 if pd.isna(v) else v for v in row] for row in grid], cmap="RdYlGn", vmin=0.5, vmax=1.5, aspect="auto")
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            cell = cells[(cells.row == r) & (cells.column == c)].iloc[0]
+            v = cell.overall_speedup
+            text = "missing" if pd.isna(v) else f"{v:.2f}"
+            if not pd.isna(cell.get("paper")):
+                text += f"\n(paper {cell.paper:.2f})"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(cols)), cols, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_title(f"{name}: overall speedup of row over column ({prov['scale']} scale, {prov['subgraphs']} subgraphs)",
+                 fontsize=8)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> Path | None:
+    """Grouped bars: end-to-end latency per workload and method; unavailable methods named below."""
+    import pandas as pd
+
+    found = next((results / name / s / "e2e.csv" for s in SCALES if (results / name / s / "e2e.csv").exists()), None)
+    if found is None:
+        return None
+    rows = pd.read_csv(found)
+    prov = json.loads((found.parent / "provenance.json").read_text())
+    ok = rows[rows.status == "ok"]
+    workloads = list(dict.fromkeys(rows.workload))
+    methods = list(dict.fromkeys(ok.method))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(workloads), 3.4))
+    width = 0.8 / max(1, len(methods))
+    for j, m in enumerate(methods):
+        lat = [ok[(ok.workload == w) & (ok.method == m)].latency_ms for w in workloads]
+        ys = [v.iloc[0] if len(v) else float("nan") for v in lat]
+        label = m if m not in ok.method.values or ok[ok.method == m].budget.isna().all() else \
+            f"{m} (budget {int(ok[ok.method == m].budget.iloc[0])})"
+        ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
+    ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(workloads))], workloads)
+    ax.set_ylabel("end-to-end latency (ms)")
+    finite = ok.latency_ms.dropna()
+    if len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades
+        ax.set_yscale("log")
+    missing = rows[rows.status != "ok"]
+    note = "; ".join(sorted({f"{r.method}: {r.status}" for r in missing.itertuples()}))
+    ax.set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""), fontsize=7)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    what = (argv if argv is not None else sys.argv[1:]) or ["all"]
+    made = []
+    if what[0] in ("all", "figure9"):
+        made.append(figure9())
+    if what[0] in ("all", "tables"):
+        made += [p for p in (table("table2"), table("table3")) if p]
+    if what[0] in ("all", "figure10", "figure13"):
+        names = ("figure10", "figure13") if what[0] == "all" else (what[0],)
+        made += [p for p in map(end_to_end, names) if p]
+    for p in made:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
