@@ -84,9 +84,18 @@ def log_info(spec: TableSpec) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"trials": 0, "segments": []}
 
 
+#: MetaSchedule keeps searching a subgraph whose space it has exhausted (an element-wise subgraph with
+#: one distinct program is asked for 63 more, a population of 2048 at a time): a search that commits no
+#: trial for this long after its first commit is stopped, and timed to its last committed trial.
+STALL_SECONDS = 300
+
+
 def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
     """Extend the table's baseline log to `trials` per subgraph (MetaSchedule continues from its log)."""
-    from tlm_core.methods import metaschedule
+    import multiprocessing
+    import os
+    import signal
+
     from tlm_core.provenance import provenance
 
     info = log_info(spec)
@@ -94,14 +103,54 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
         return info
     tasks = [t for _, t in subgraphs(spec)]
     more = trials - info["trials"]
-    log(f"{spec.baseline}: searching {more} more trials on each of {len(tasks)} subgraphs into {log_dir(spec)}")
-    start = time.perf_counter()
-    _, notes = metaschedule.search(spec.baseline, metaschedule.CONFIGS[spec.baseline], tasks, target, more,
-                                   str(log_dir(spec)), seed + len(info["segments"]))
-    seconds = time.perf_counter() - start
-    info = {"method": spec.baseline, "trials": trials, "subgraphs": len(tasks),
-            "segments": [*info["segments"], {"trials": more, "seconds": round(seconds, 1),
-                                             "provenance": provenance(target, seed=seed), "notes": notes}]}
+    folder = log_dir(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = folder / "database_tuning_record.json"
+    log(f"{spec.baseline}: searching {more} more trials on each of {len(tasks)} subgraphs into {folder}")
+    before = records.stat().st_size if records.exists() else 0
+    start = time.time()
+    # A child process in its own process group: a stalled search is stopped with its worker pools.
+    child = multiprocessing.get_context("fork").Process(
+        target=_search_child, args=(spec.baseline, tasks, target, more, str(folder), seed + len(info["segments"])))
+    child.start()
+    stalled = False
+    with progress(desc=f"{spec.baseline}: search (trials committed)", unit="trial") as bar:
+        while child.is_alive():
+            child.join(10)
+            if records.exists() and records.stat().st_size > before:
+                bar.n = sum(1 for _ in records.open()) - info["trials"] * len(tasks)
+                bar.refresh()
+                if time.time() - records.stat().st_mtime > STALL_SECONDS:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.join()
+                    stalled = True
+    if not stalled and child.exitcode != 0:
+        raise UserError(f"the {spec.baseline} search failed (exit {child.exitcode}); see the messages above")
+    end = records.stat().st_mtime if stalled else time.time()
+    return add_segment(spec, trials, more, round(end - start, 1), provenance(target, seed=seed),
+                       f"stopped: no trial committed for {STALL_SECONDS} s; timed to its last trial" if stalled
+                       else "completed")
+
+
+def _search_child(name, tasks, target, budget, folder, seed) -> None:
+    import os
+
+    from tlm_core.methods import metaschedule
+
+    os.setpgrp()
+    metaschedule.search(name, metaschedule.CONFIGS[name], tasks, target, budget, folder, seed)
+
+
+def add_segment(spec: TableSpec, trials: int, more: int, seconds: float, prov: dict, how: str) -> dict:
+    """Record a finished search segment in the log's search.json (its wall time per trial is the claims')."""
+    from tlm_core.methods import metaschedule
+
+    info = log_info(spec)
+    cfg = metaschedule.CONFIGS[spec.baseline]
+    info = {"method": spec.baseline, "trials": trials, "subgraphs": len(subgraphs(spec)),
+            "segments": [*info["segments"], {"trials": more, "seconds": seconds, "how": how,
+                                             "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                                             "provenance": prov}]}
     (log_dir(spec) / "search.json").write_text(json.dumps(info, indent=1))
     return info
 

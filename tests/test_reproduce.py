@@ -1,0 +1,93 @@
+"""The reproduction driver: subgraph selection, speedup arithmetic, and a whole smoke-scale Table 2."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+
+from benchmarks import reproduce
+from benchmarks.tables import MAX_GFLOPS, TABLES, kind, select
+
+
+@dataclass(frozen=True)
+class FakeTask:
+    name: str
+    hash: str
+    weight: int = 1
+    flops: float = 1e6
+
+
+def test_selection_interleaves_kinds_caps_flops_and_dedups():
+    entries = [("w1", FakeTask(f"conv2d{i}", f"c{i}")) for i in range(5)]
+    entries += [("w2", FakeTask(f"fused_matmul{i}_add", f"m{i}")) for i in range(5)]
+    entries += [("w2", FakeTask(f"softmax{i}", f"o{i}")) for i in range(5)]
+    entries += [("w3", FakeTask("conv2d_dup", "c0")), ("w3", FakeTask("conv2d_big", "big", flops=2 * MAX_GFLOPS * 1e9))]
+    chosen = select(entries, 7, seed=1)
+    assert [kind(t.name) for _, t in chosen] == ["conv", "matmul", "other"] * 2 + ["conv"]
+    hashes = [t.hash for _, t in chosen]
+    assert len(set(hashes)) == 7 and "big" not in hashes
+    assert chosen == select(entries, 7, seed=1)  # seeded: the same draw every time
+    assert select(entries, 12, seed=1)[:7] == chosen  # a bigger table extends a smaller one
+    assert select(entries, 7, seed=2) != chosen
+
+
+def test_shipped_selection_follows_the_rule():
+    doc = json.loads((reproduce.data_dir() / reproduce.SUBGRAPHS).read_text())
+    subs = doc["subgraphs"]
+    assert len(subs) == max(t.subgraphs for t in TABLES.values())
+    assert len({s["hash"] for s in subs}) == len(subs)
+    assert all(s["flops"] <= MAX_GFLOPS * 1e9 for s in subs)
+    assert [kind(s["name"]) for s in subs[:6]] == ["conv", "matmul", "other"] * 2
+
+
+def test_speedup_counts_failures_and_weights():
+    a, b, c = FakeTask("a", "a", weight=2), FakeTask("b", "b"), FakeTask("c", "c")
+    method = {"a": 1.0, "b": 2.0}  # no program for c
+    baseline = {"a": 2.0, "b": 2.0, "c": 5.0}
+    out = reproduce._speedup([a, b, c], method, baseline)
+    assert out["overall_speedup"] == pytest.approx((2 * 2 + 2) / (2 * 1 + 2))
+    assert out["failures_method"] == 1 and out["failures_baseline"] == 0
+    assert out["failed_subgraphs"] == "method:c"
+    assert reproduce._weighted([a, b, c], method) is None  # a failure is never summed away
+
+
+def test_top_takes_fastest_distinct_in_prefix():
+    trials = [("t1", 3.0), ("t2", 1.0), ("t1", 0.5), ("t3", 0.1)]
+    assert reproduce._top(trials, 3, 2) == [("t1", 0.5), ("t2", 1.0)]
+    assert reproduce._top(trials, 1, 3) == [("t1", 3.0)]
+
+
+def test_unknown_artefact_is_a_clear_error(capsys):
+    assert reproduce.main(["table9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reproduce: error:") and "table2" in err and "Traceback" not in err
+
+
+def test_smoke_table2(tmp_path):
+    """The whole pipeline at smoke scale: generate, measure, re-measure the shipped log, tabulate."""
+    (res,) = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": tmp_path}, _host())
+    scale = TABLES["table2"].scales["smoke"]
+    cells = pd.read_csv(tmp_path / "table.csv")
+    assert len(cells) == (len(scale.tlm_times) + 1) * (len(scale.trials) + 1)
+    assert set(cells.columns) >= {"method", "measurements", "baseline", "baseline_trials", "overall_speedup"}
+    ok = cells[cells.status == "ok"]
+    assert len(ok) == len(cells)  # every smoke subgraph has a valid program from both methods
+    assert (ok.overall_speedup > 0).all()
+    # TLM's largest row against its own column is exactly 1.
+    top = cells[(cells.row == f"tlm@{max(scale.tlm_times)}") & (cells.baseline == "tlm")]
+    assert top.overall_speedup.iloc[0] == pytest.approx(1.0)
+    subs = pd.read_csv(tmp_path / "subgraphs.csv")
+    assert subs.groupby("label").size().eq(scale.subgraphs).all()  # every subgraph counted in every sum
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["scale"] == "smoke" and prov["tlm_invalid"] == 0 and prov["git_commit"]
+    assert "| Times |" in (tmp_path / "table.md").read_text()
+    assert res["claims"]["compile_time_speedup_at_equal_performance"]["tlm_compile_seconds"] > 0
+
+
+def _host():
+    from tlm_core.target import resolve_target
+
+    return resolve_target("host")
