@@ -68,9 +68,10 @@ def test_unknown_artefact_is_a_clear_error(capsys):
 
 def test_smoke_table2(tmp_path):
     """The whole pipeline at smoke scale: generate, measure, re-measure the shipped log, tabulate."""
-    (res,) = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": tmp_path}, _host())
+    out = tmp_path / "table2" / "smoke"
+    (res,) = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": out}, _host())
     scale = TABLES["table2"].scales["smoke"]
-    cells = pd.read_csv(tmp_path / "table.csv")
+    cells = pd.read_csv(out / "table.csv")
     assert len(cells) == (len(scale.tlm_times) + 1) * (len(scale.trials) + 1)
     assert set(cells.columns) >= {"method", "measurements", "baseline", "baseline_trials", "overall_speedup"}
     ok = cells[cells.status == "ok"]
@@ -79,15 +80,47 @@ def test_smoke_table2(tmp_path):
     # TLM's largest row against its own column is exactly 1.
     top = cells[(cells.row == f"tlm@{max(scale.tlm_times)}") & (cells.baseline == "tlm")]
     assert top.overall_speedup.iloc[0] == pytest.approx(1.0)
-    subs = pd.read_csv(tmp_path / "subgraphs.csv")
+    subs = pd.read_csv(out / "subgraphs.csv")
     assert subs.groupby("label").size().eq(scale.subgraphs).all()  # every subgraph counted in every sum
-    prov = json.loads((tmp_path / "provenance.json").read_text())
+    prov = json.loads((out / "provenance.json").read_text())
     assert prov["scale"] == "smoke" and prov["tlm_invalid"] == 0 and prov["git_commit"]
-    assert "| Times |" in (tmp_path / "table.md").read_text()
+    assert "| Times |" in (out / "table.md").read_text()
     assert res["claims"]["compile_time_speedup_at_equal_performance"]["tlm_compile_seconds"] > 0
+    # The figure is drawn from these results alone.
+    from figures.plot import table
+
+    assert table("table2", results=tmp_path, out=tmp_path).stat().st_size > 10_000
 
 
 def _host():
     from tlm_core.target import resolve_target
 
     return resolve_target("host")
+
+
+def test_figures_from_results_only(tmp_path):
+    """Figure 9 from the shipped convergence log; an end-to-end figure from an e2e.csv, unavailable rows named."""
+    from figures.plot import end_to_end, figure9
+
+    assert figure9(out=tmp_path).stat().st_size > 10_000
+    run = tmp_path / "figure13" / "smoke"
+    run.mkdir(parents=True)
+    pd.DataFrame([
+        {"workload": "bert_tiny", "method": "tlm", "budget": 2, "status": "ok", "latency_ms": 8.4},
+        {"workload": "bert_tiny", "method": "pytorch-eager", "budget": None, "status": "ok", "latency_ms": 9.3},
+        {"workload": "bert_tiny", "method": "tensorrt", "budget": None, "status": "unavailable: no CUDA device",
+         "latency_ms": None},
+    ]).to_csv(run / "e2e.csv", index=False)
+    (run / "provenance.json").write_text(json.dumps({"scale": "smoke", "cpu": "test"}))
+    assert end_to_end("figure13", results=tmp_path, out=tmp_path).stat().st_size > 10_000
+
+
+def test_figure13_smoke_rows(tmp_path):
+    """End to end at smoke scale: TLM compiled and benched, PyTorch rows, TensorRT says why it is not there."""
+    res = reproduce.run_e2e(reproduce.FIGURES["figure13"], "smoke", tmp_path, _host())
+    rows = {r["method"]: r for r in res["rows"]}
+    assert rows["tlm"]["status"] == "ok" and rows["tlm"]["max_abs_err"] <= 1e-3
+    assert rows["tlm"]["latency_ms"] > 0 and rows["tlm"]["untuned_subgraphs"] == 0
+    assert rows["pytorch-eager"]["latency_ms"] > 0
+    assert rows["tensorrt"]["status"].startswith("unavailable:") and "latency_ms" not in rows["tensorrt"]
+    assert (tmp_path / "e2e.csv").exists() and (tmp_path / "provenance.json").exists()
