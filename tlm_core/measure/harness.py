@@ -140,27 +140,35 @@ class Measurer:
 
     # -- internals ----------------------------------------------------------------------------
     def _measure_batch(self, items: list[tuple[str, Candidate]]):
-        """Build all (in parallel), then check and time each (alone on the machine)."""
+        """Build all (in parallel), then check and time each (alone on the machine).
+
+        Every build of the batch finishes before the first run: a build still compiling in another
+        worker would share the CPU with the kernel being timed (on 2 cores, the same programs timed
+        up to 1.5x apart from one run to the next when builds overlapped runs).
+        """
         futures = []
         for key, cand in items:
             artifact = os.path.join(self._tmp, f"{key}.so")
             futures.append(self._build_pool.submit(worker.build, cand.task.hash, cand.task.mod_json, cand.trace,
                                                    self._target_json, artifact))
+        built = []
         for (key, cand), fut in zip(items, futures):
-            artifact = os.path.join(self._tmp, f"{key}.so")
             try:
-                res = fut.result()
+                built.append(("ok", fut.result()))
             except TimeoutError:
-                yield self._record(key, cand, "build_timeout", f"build exceeded {self.config.build_timeout_s} s")
+                built.append(("build_timeout", f"build exceeded {self.config.build_timeout_s} s"))
             except ChildProcessError:
-                yield self._record(key, cand, "build_crash", "the build worker died (segfault or abort)")
+                built.append(("build_crash", "the build worker died (segfault or abort)"))
             except Exception as err:  # raised inside the worker outside worker.build's own handler
-                yield self._record(key, cand, "build_error", str(err)[-2000:])
+                built.append(("build_error", str(err)[-2000:]))
+        for (key, cand), (kind, res) in zip(items, built):
+            artifact = os.path.join(self._tmp, f"{key}.so")
+            if kind != "ok":
+                yield self._record(key, cand, kind, res)
+            elif res["ok"]:
+                yield self._run(key, cand, artifact, res["build_s"])
             else:
-                if res["ok"]:
-                    yield self._run(key, cand, artifact, res["build_s"])
-                else:
-                    yield self._record(key, cand, "build_error", res["error"], build_s=res["build_s"])
+                yield self._record(key, cand, "build_error", res["error"], build_s=res["build_s"])
             if os.path.exists(artifact):
                 os.remove(artifact)
 
