@@ -27,24 +27,24 @@ def benchmarks(session: nox.Session) -> None:
                     f"results/benchmarks/{name}.json", *session.posargs)
 
 
-def _reproduce(session: nox.Session, artefact: str) -> None:
-    """One driver for every artefact: `python -m benchmarks.reproduce ARTEFACT --scale S`."""
+def _reproduce(session: nox.Session, artefact: str, plot: str | None = None) -> None:
+    """One driver for every artefact: `python -m benchmarks.reproduce ARTEFACT --scale S`, then its figure."""
     session.install("-e", ".")
     session.run("python", "-m", "benchmarks.reproduce", artefact, *(session.posargs or ["--scale", "default"]))
+    if plot:
+        session.run("python", "-m", "figures.plot", plot)
 
 
 @nox.session(python=PYTHON)
 def reproduce_table2(session: nox.Session) -> None:
     """Table 2: TLM vs Ansor-style search on 23 subgraphs (`-- --scale smoke|default|full`)."""
-    _reproduce(session, "table2")
-    session.run("python", "-m", "figures.plot", "tables")
+    _reproduce(session, "table2", plot="tables")
 
 
 @nox.session(python=PYTHON)
 def reproduce_table3(session: nox.Session) -> None:
     """Table 3: TLM vs MetaSchedule on 40 subgraphs (`-- --scale smoke|default|full`)."""
-    _reproduce(session, "table3")
-    session.run("python", "-m", "figures.plot", "tables")
+    _reproduce(session, "table3", plot="tables")
 
 
 @nox.session(python=PYTHON)
@@ -63,15 +63,13 @@ def reproduce_figure9(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def reproduce_figure10(session: nox.Session) -> None:
     """Figure 10: end-to-end latency, TLM vs MetaSchedule and Ansor-style (`-- --scale smoke|default|full`)."""
-    _reproduce(session, "figure10")
-    session.run("python", "-m", "figures.plot", "figure10")
+    _reproduce(session, "figure10", plot="figure10")
 
 
 @nox.session(python=PYTHON)
 def reproduce_figure13(session: nox.Session) -> None:
     """Figure 13: end-to-end latency, TLM vs PyTorch eager/inductor and TensorRT (`-- --scale ...`)."""
-    _reproduce(session, "figure13")
-    session.run("python", "-m", "figures.plot", "figure13")
+    _reproduce(session, "figure13", plot="figure13")
 
 
 @nox.session(python=PYTHON)

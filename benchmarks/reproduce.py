@@ -315,14 +315,12 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
 
 def _roller_candidates(entries, target, budget: int, seed: int):
     """Per task hash: Roller-style's `budget` programs (ranked by its model); its seconds per task."""
-    from tlm_core.methods.roller import ranked_programs
-    from tlm_core.train.demonstrations import candidate
+    from tlm_core.methods import roller
 
     lists, secs = {}, {}
     for w, t in progress(entries, "roller: rank", unit="subgraph"):
         start = time.perf_counter()
-        lists[t.hash] = [candidate(w, t, "roller", sch, p, model_cost=c)
-                         for sch, p, c in ranked_programs(t, target, budget, seed)]
+        lists[t.hash] = roller.candidates(w, t, target, budget, seed)
         secs[t.hash] = time.perf_counter() - start
     return lists, secs
 

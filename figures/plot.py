@@ -28,6 +28,20 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, out: Path, name: str) -> Path:
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def _newest(results: Path, name: str, file: str) -> Path | None:
+    """results/<name>/<scale>/<file> of the largest scale measured, if any."""
+    return next((results / name / s / file for s in SCALES if (results / name / s / file).exists()), None)
+
+
 def figure9(log: Path = REPO_ROOT / "data/training/iterate/convergence.jsonl", out: Path = OUT) -> Path:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     if not rows:
@@ -47,19 +61,13 @@ def figure9(log: Path = REPO_ROOT / "data/training/iterate/convergence.jsonl", o
     ax.set_ylabel("best weighted latency of\nthe training subgraphs (s)")
     ax.set_title("Figure 9: convergence of demonstration data (CPU)", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "figure9.png"
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, "figure9")
 
 
 def table(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> Path | None:
     import pandas as pd
 
-    found = next((results / name / s / "table.csv" for s in SCALES if (results / name / s / "table.csv").exists()),
-                 None)
+    found = _newest(results, name, "table.csv")
     if found is None:
         return None
     cells = pd.read_csv(found)
@@ -82,19 +90,14 @@ def table(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> 
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_title(f"{name}: overall speedup of row over column ({prov['scale']} scale, {prov['subgraphs']} subgraphs)",
                  fontsize=8)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.png"
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, name)
 
 
 def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> Path | None:
     """Grouped bars: end-to-end latency per workload and method; unavailable methods named below."""
     import pandas as pd
 
-    found = next((results / name / s / "e2e.csv" for s in SCALES if (results / name / s / "e2e.csv").exists()), None)
+    found = _newest(results, name, "e2e.csv")
     if found is None:
         return None
     rows = pd.read_csv(found)
@@ -120,12 +123,7 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     note = "; ".join(sorted({f"{r.method}: {r.status}" for r in missing.itertuples()}))
     ax.set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""), fontsize=7)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.png"
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, name)
 
 
 def main(argv: list[str] | None = None) -> int:

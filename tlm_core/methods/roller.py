@@ -152,13 +152,18 @@ def ranked_programs(task, target, budget: int, seed: int = 0) -> list:
     return [(sch, program, c) for c, _, sch, program in out]
 
 
-def _tune(tasks, target, budget, measurer, workload, seed):
+def candidates(workload: str, task, target, budget: int, seed: int) -> list:
+    """The `budget` cheapest programs of a task by the model, as measurable candidates."""
     from tlm_core.train.demonstrations import candidate
 
+    return [candidate(workload, task, "roller", sch, p, model_cost=c)
+            for sch, p, c in ranked_programs(task, target, budget, seed)]
+
+
+def _tune(tasks, target, budget, measurer, workload, seed):
     cands = []
     for task in progress(tasks, "roller: rank", unit="task"):
-        cands += [candidate(workload, task, "roller", sch, p, model_cost=c)
-                  for sch, p, c in ranked_programs(task, target, budget, seed)]
+        cands += candidates(workload, task, target, budget, seed)
     return cands, {"pool_per_sketch": POOL, "model": "analytic register/L1/L2 data-movement cost (see module doc)"}
 
 
