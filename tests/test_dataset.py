@@ -216,7 +216,7 @@ def test_the_shipped_dataset_loads_offline_and_is_what_the_model_was_trained_on(
     demos = datasets.load_dataset(str(shipped), "demonstrations", split="train").to_pandas()
     pre = datasets.load_dataset(str(shipped), "pretrain", split="train")
     assert len(pre) >= 200_000 and len(measured) > len(demos) > 0
-    # the demonstration set is the fastest valid program per (subgraph, sketch), validation held out
+    # the demonstration set is the fastest valid program per subgraph, validation held out
     want = best_programs(measured, 1)
     assert sorted(demos.key) == sorted(want.key)
     sft = json.loads((REPO_ROOT / "data" / "model" / "training.json").read_text())

@@ -176,7 +176,7 @@ def cmd_train_sft(args) -> None:
 
     records = demonstrations.load_records(args.records)
     sft = demonstrations.best_programs(records, args.top)
-    log(f"SFT on {len(sft)} programs: the best {args.top} of {sft.task_hash.nunique()} subgraphs per sketch")
+    log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs")
     cfg = TrainConfig(stage="sft", size="", init=args.init, epochs=args.epochs, lr=args.lr, seed=args.seed,
                       warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
     summary = train(sft, cfg, args.out)
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True, help="checkpoint folder to start from (the pretrained model)")
     p.add_argument("--records", default="data/demonstrations/records.parquet",
                    help="record-store folder or exported parquet of measured programs")
-    p.add_argument("--top", type=int, default=1, help="programs per (subgraph, sketch): the fastest ones")
+    p.add_argument("--top", type=int, default=1, help="programs per subgraph: the fastest ones")
     p.add_argument("--out", required=True, help="output folder (run again to resume)")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder: models, markers, convergence log (resumable)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--per-task", type=int, default=4, help="programs generated per subgraph per round")
-    p.add_argument("--top", type=int, default=1, help="SFT on the fastest programs per (subgraph, sketch)")
+    p.add_argument("--top", type=int, default=1, help="SFT on the fastest programs per subgraph")
     p.add_argument("--sft-epochs", type=float, default=2.0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--target", default="host", help="'host', 'cuda', or a JSON TVM target dict")

@@ -6,7 +6,7 @@ Three configurations, each one split `train` of zstd parquet shards, with a data
 * `pretrain`: random valid sentences (Algorithm 1), the pretraining data (`tlm sample`);
 * `measured`: every measured program of the demonstration data, failures included with their kind
   (`status`) and reason (`error`);
-* `demonstrations`: the fastest measured programs per (subgraph, sketch), the SFT data
+* `demonstrations`: the fastest measured programs per subgraph, the SFT data
   (`tlm_core.train.demonstrations.best_programs`, validation subgraphs excluded).
 
 `load_frame(source, config)` gives the trainer the same table from a local export or a Hub
@@ -46,7 +46,7 @@ _DESCRIPTIONS = {
                 "training subgraphs: the pretraining data.",
     "measured": "Every measured program of the training subgraphs, failures included: status is `ok` or the "
                 "failure kind, error its reason.",
-    "demonstrations": "The fastest measured programs of each (training subgraph, sketch), validation subgraphs "
+    "demonstrations": "The fastest measured programs of each training subgraph, validation subgraphs "
                       "excluded: the supervised fine-tuning (SFT) data.",
 }
 
@@ -166,7 +166,7 @@ def export(out_dir, *, pretrain=DEFAULT_PRETRAIN, records=None, top: int = 2, re
     pretrain: parquet written by `tlm sample` (or a DataFrame); None leaves the config out.
     records: a record-store folder or exported parquet of measured records (or a DataFrame); None
     uses the committed export, else the default store, else leaves `measured`/`demonstrations` out.
-    top: programs per (subgraph, sketch) in `demonstrations` (the SFT setting).
+    top: programs per subgraph in `demonstrations` (the SFT setting).
     repo_id: the Hub id the card's loading examples name (default: ORG/NAME).
     """
     from tlm_core.train.demonstrations import best_programs
@@ -400,7 +400,7 @@ def card(tables: dict, written: dict, meta: dict, prov: dict, top: int, repo_id:
                         if "method" in df else "") + ".")
     if "demonstrations" in tables:
         d = tables["demonstrations"]
-        parts.append(f"`demonstrations`: the {top} fastest `ok` programs per (subgraph, sketch) "
+        parts.append(f"`demonstrations`: the {top} fastest `ok` programs per subgraph "
                      f"(`best_programs(records, {top})`), {d['task_hash'].nunique():,} subgraphs; "
                      "subgraphs with `validation` true are kept out (the held-out test of meaning).")
     if "pretrain" in tables:
@@ -662,7 +662,7 @@ def register_cli(subparsers) -> None:
     q.add_argument("--records", metavar="FILE_OR_STORE",
                    help="measured records: exported parquet or record-store folder "
                         "(default: data/demonstrations/records.parquet, else the store)")
-    q.add_argument("--top", type=int, default=2, help="demonstrations: fastest programs per (subgraph, sketch)")
+    q.add_argument("--top", type=int, default=2, help="demonstrations: fastest programs per subgraph")
     q.add_argument("--repo-id", metavar="ORG/NAME", help="Hub id the card's loading examples name")
     q.add_argument("--no-pretrain", action="store_true", help="leave the pretrain config out")
     q.add_argument("--no-records", action="store_true", help="leave measured and demonstrations out")

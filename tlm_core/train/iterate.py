@@ -30,7 +30,7 @@ class IterateConfig:
     store: str  # record store of the demonstration data (round 0 already collected)
     rounds: int = 4
     per_task: int = 4  # programs generated per training subgraph per round
-    top: int = 1  # SFT on the fastest `top` programs per (subgraph, sketch)
+    top: int = 1  # SFT on the fastest `top` programs per subgraph
     sft_epochs: float = 2.0
     sft_lr: float = 3e-4
     temperature: float = 1.0
@@ -124,10 +124,12 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "iterate_config.json"
-    if saved.exists() and json.loads(saved.read_text()) != asdict(cfg):
+    # Only --rounds may change on resume: more rounds extend the same run; anything else would mix two runs.
+    if saved.exists() and {**json.loads(saved.read_text()), "rounds": cfg.rounds} != asdict(cfg):
         from tlm_core.errors import UserError
 
-        raise UserError(f"{out} holds an iterative run with other settings: use another --out")
+        raise UserError(f"{out} holds an iterative run with other settings (only --rounds may change): "
+                        "use another --out")
     saved.write_text(json.dumps(asdict(cfg), indent=2))
     # spawn: TVM's thread pools do not survive fork.
     measurer = multiprocessing.get_context("spawn").Process(target=_measure_main, args=(cfg, str(out), target))
