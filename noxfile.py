@@ -73,6 +73,12 @@ def reproduce_figure13(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def reproduce_methods(session: nox.Session) -> None:
+    """Every method (untuned, random, Roller-style, MetaSchedule, Ansor-style, TLM, PyTorch, TensorRT) end to end."""
+    _reproduce(session, "methods", plot="methods")
+
+
+@nox.session(python=PYTHON)
 def figures(session: nox.Session) -> None:
     """Re-plot every figure from results/ and data/ only (measures nothing)."""
     session.install("-e", ".")

@@ -1,7 +1,7 @@
 """Reproduce the paper's Tables 2 and 3, Figures 10 and 13 and its two claims: one driver, loops over the
 specs of `benchmarks.tables`.
 
-    python -m benchmarks.reproduce table2|table3|tables|claims|figure10|figure13 --scale smoke|default|full
+    python -m benchmarks.reproduce table2|table3|tables|claims|figure10|figure13|methods --scale smoke|default|full
     python -m benchmarks.reproduce search table2 --trials 64     # the baseline's search log (the full path)
     python -m benchmarks.reproduce select                        # re-draw data/tables/subgraphs.json
 
@@ -17,8 +17,9 @@ store (.cache/reproduce/), side by side:
   3. Roller-style's top `roller_budget` programs per subgraph, for the equal-compile-time claim.
 Outputs in ROOT/<table>/<scale>/ (ROOT: --out, default results/): table.csv (one row per cell),
 subgraphs.csv (best latency per subgraph, method and budget), claims.json, table.md, provenance.json.
-An end-to-end run (figure10, figure13) tunes, compiles and benches each workload with each method:
-ROOT/<figure>/<scale>/e2e.csv and provenance.json. `python -m figures.plot` draws them all.
+An end-to-end run (figure10, figure13, and `methods`: every method of the registry at one small budget)
+tunes, compiles and benches each workload with each method: ROOT/<figure>/<scale>/e2e.csv and
+provenance.json. `python -m figures.plot` draws them all.
 """
 
 from __future__ import annotations
@@ -496,62 +497,76 @@ def markdown(spec, cells, prov) -> str:
 
 # -- end to end (Figures 10 and 13) ----------------------------------------------------------------
 def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False) -> dict:
-    """Per workload and method: tune its subgraphs, compile the whole model, bench it against PyTorch."""
+    """Per workload and method: tune its subgraphs, compile the whole model, bench it against PyTorch.
+
+    e2e.csv is rewritten after every (workload, method), so a stopped run loses at most the one in
+    progress; with `resume` the finished ones are kept and the one in progress continues from its store.
+    """
     import pandas as pd
 
-    from tlm_core import e2e
     from tlm_core.methods import get_method
     from tlm_core.provenance import provenance
     from tlm_core.workloads import get_workload
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows = []
+    csv = out / "e2e.csv"
+    done = pd.read_csv(csv).to_dict("records") if resume and csv.exists() else []
+    done_keys = {(r["workload"], r["method"].split("-")[0]) for r in done if r.get("status") == "ok"}
+    rows = [r for r in done if (r["workload"], r["method"].split("-")[0]) in done_keys]
     for name in spec.workloads[scale]:
         source = get_workload(name)
         for method, budgets in spec.methods:
+            if (name, method) in done_keys:
+                continue
             row = {"figure": spec.name, "scale": scale, "workload": name, "method": method,
                    "budget": budgets.get(scale)}
             ok, why = get_method(method).available()
             if not ok:
                 rows.append({**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"})
-                continue
-            if method == "pytorch":
-                res = e2e.bench(source, target, method="pytorch")
-                rows.append({**row, "method": "pytorch-eager", "status": "ok", "latency_ms": res["eager_latency_ms"],
-                             "max_abs_err": 0.0})
-                ind = res.get("inductor", {})
-                rows.append({**row, "method": "pytorch-inductor", "status": "ok" if "latency_ms" in ind else
-                             f"failed: {ind.get('error')}", "latency_ms": ind.get("latency_ms"),
-                             "compile_seconds": ind.get("compile_seconds"), "max_abs_err": ind.get("max_abs_err")})
-                continue
-            if not get_method(method).tunes_subgraphs:
-                rows.append({**row, "status": f"unavailable: no end-to-end bench for {method} in this driver"})
-                continue
-            db = out / "stores" / f"{name}-{method}-{row['budget']}"
-            if db.exists() and not resume:
-                shutil.rmtree(db)
-            tuned = e2e.tune_workload(source, method, row["budget"], db, target, seed=seed)
-            res = e2e.bench(source, target, db_dir=db)
-            rows.append({**row, "status": "ok", "latency_ms": res["latency_ms"], "max_abs_err": res["max_abs_err"],
-                         "compile_seconds": tuned["compile_seconds"], "tasks": tuned["tasks"],
-                         "measured": tuned["measured"], "failed": tuned["failed"],
-                         "weighted_latency_ms": tuned["weighted_latency_ms"],
-                         "untuned_subgraphs": len(res["untuned_subgraphs"])})
-    frame = pd.DataFrame(rows)
-    frame.to_csv(out / "e2e.csv", index=False)
+            else:
+                log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
+                rows += _e2e_rows(row, source, method, out, target, seed, resume)
+            pd.DataFrame(rows).to_csv(csv, index=False)
     prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                       methods=[[m, b] for m, b in spec.methods], wall_seconds=round(time.perf_counter() - started, 1),
-                      checkpoint=str(_checkpoint()))
+                      resumed=bool(done), checkpoint=str(_checkpoint()))
     (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
     return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
+
+
+def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resume: bool) -> list[dict]:
+    """The rows of one (workload, method): PyTorch gives two (eager, inductor), a tuning method one."""
+    from tlm_core import e2e
+    from tlm_core.methods import get_method
+
+    if method == "pytorch":
+        res = e2e.bench(source, target, method="pytorch")
+        ind = res.get("inductor", {})
+        return [{**row, "method": "pytorch-eager", "status": "ok", "latency_ms": res["eager_latency_ms"],
+                 "max_abs_err": 0.0},
+                {**row, "method": "pytorch-inductor", "status": "ok" if "latency_ms" in ind else
+                 f"failed: {ind.get('error')}", "latency_ms": ind.get("latency_ms"),
+                 "compile_seconds": ind.get("compile_seconds"), "max_abs_err": ind.get("max_abs_err")}]
+    if not get_method(method).tunes_subgraphs:
+        return [{**row, "status": f"unavailable: no end-to-end bench for {method} in this driver"}]
+    db = out / "stores" / f"{source.name}-{method}-{row['budget']}"
+    if db.exists() and not resume:
+        shutil.rmtree(db)
+    tuned = e2e.tune_workload(source, method, row["budget"], db, target, seed=seed)
+    res = e2e.bench(source, target, db_dir=db)
+    return [{**row, "status": "ok", "latency_ms": res["latency_ms"], "max_abs_err": res["max_abs_err"],
+             "compile_seconds": tuned["compile_seconds"], "tasks": tuned["tasks"],
+             "measured": tuned["measured"], "failed": tuned["failed"],
+             "weighted_latency_ms": tuned["weighted_latency_ms"],
+             "untuned_subgraphs": len(res["untuned_subgraphs"])}]
 
 
 # -- command line -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n")[0])
     p.add_argument("what", help="table2 | table3 | tables (both, one sitting) | claims | figure10 | figure13 | "
-                                "select | search")
+                                "methods | select | search")
     p.add_argument("table", nargs="?", help="for `search`: the table whose baseline to search")
     p.add_argument("--scale", default="default", choices=("smoke", "default", "full"))
     p.add_argument("--out", help="results root (default results/; a table goes to ROOT/<table>/<scale>)")

@@ -129,4 +129,13 @@ FIGURES: dict[str, EndToEndSpec] = {
     "figure13": EndToEndSpec(
         "figure13", "Figure 13: end-to-end latency, TLM vs PyTorch (eager, inductor) and TensorRT",
         _E2E_WORKLOADS, (("tlm", _TLM_BUDGETS), ("pytorch", {}), ("tensorrt", {}))),
+    # Not a figure of the paper: every method of the registry on the same workloads at one small budget
+    # (the methods issue's comparison of latency and compile time). Budget 2 keeps the two searches
+    # (MetaSchedule, Ansor-style) near 10 min (bert_tiny) and 50 min (resnet50) each on 2 cores.
+    "methods": EndToEndSpec(
+        "methods", "Every method end to end at a small budget: latency and compile time",
+        {"smoke": ("bert_tiny",), "default": ("bert_tiny", "resnet50"), "full": ("bert_tiny", "resnet50")},
+        tuple((m, {"smoke": 1, "default": 2, "full": 2})
+              for m in ("untuned", "random", "roller", "metaschedule", "ansor", "tlm"))
+        + (("pytorch", {}), ("tensorrt", {}))),
 }

@@ -1,8 +1,8 @@
-"""Figures from results/ and data/ only (nothing is measured here): `python -m figures.plot all|figure9|figure10|figure13|tables`.
+"""Figures from results/ and data/ only (nothing is measured here): `python -m figures.plot all|figure9|figure10|figure13|methods|tables`.
 
 figure9.png  convergence of the demonstration data: best weighted latency of the training subgraphs
              vs programs measured (data/training/iterate/convergence.jsonl, the iterative loop's log).
-figure10.png, figure13.png  end-to-end latency per workload and method (results/<figure>/<scale>/e2e.csv).
+figure10.png, figure13.png, methods.png  end-to-end latency per workload and method (results/<figure>/<scale>/e2e.csv).
 table2.png, table3.png  the speedup tables of the newest scale measured (results/<table>/<scale>/table.csv)
              as heat maps, the paper's value beside each cell.
 """
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         made.append(figure9())
     if what[0] in ("all", "tables"):
         made += [p for p in (table("table2"), table("table3")) if p]
-    if what[0] in ("all", "figure10", "figure13"):
-        names = ("figure10", "figure13") if what[0] == "all" else (what[0],)
+    if what[0] in ("all", "figure10", "figure13", "methods"):
+        names = ("figure10", "figure13", "methods") if what[0] == "all" else (what[0],)
         made += [p for p in map(end_to_end, names) if p]
     for p in made:
         print(p)

@@ -124,3 +124,26 @@ def test_figure13_smoke_rows(tmp_path):
     assert rows["pytorch-eager"]["latency_ms"] > 0
     assert rows["tensorrt"]["status"].startswith("unavailable:") and "latency_ms" not in rows["tensorrt"]
     assert (tmp_path / "e2e.csv").exists() and (tmp_path / "provenance.json").exists()
+
+
+def test_e2e_resume_keeps_finished_rows_and_runs_the_rest(tmp_path):
+    """A stopped end-to-end run resumes: finished (workload, method) rows are kept, not run again."""
+    from benchmarks.tables import EndToEndSpec
+
+    spec = EndToEndSpec("methods", "t", {"smoke": ("bert_tiny",)}, (("untuned", {"smoke": 1}), ("tensorrt", {})))
+    kept = {"figure": "methods", "scale": "smoke", "workload": "bert_tiny", "method": "untuned", "budget": 1,
+            "status": "ok", "latency_ms": 87.8, "max_abs_err": 1e-6}
+    pd.DataFrame([kept]).to_csv(tmp_path / "e2e.csv", index=False)
+    res = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True)  # untuned would take a minute
+    rows = {r["method"]: r for r in res["rows"]}
+    assert rows["untuned"]["latency_ms"] == 87.8 and rows["tensorrt"]["status"].startswith("unavailable:")
+    again = pd.read_csv(tmp_path / "e2e.csv")
+    assert list(again.method) == ["untuned", "tensorrt"]
+
+
+def test_methods_spec_covers_the_registry():
+    """The `methods` comparison runs every registered method (a new method cannot be left out silently)."""
+    from benchmarks.tables import FIGURES
+    from tlm_core.methods import methods
+
+    assert {m for m, _ in FIGURES["methods"].methods} == {m.name for m in methods()}
