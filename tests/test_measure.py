@@ -145,3 +145,23 @@ def test_resume_after_kill_9(tmp_path):
     after = [json.loads(line) for line in records.read_bytes().splitlines() if line.strip().endswith(b"}")]
     assert len(after) == len({r["key"] for r in after}) == 12  # nothing measured twice
     assert all(before[r["key"]] == r["measured_at"] for r in after if r["key"] in before)
+
+
+def test_reference_outputs_are_kept_on_disk_and_a_torn_file_is_recomputed(host, tmp_path, monkeypatch):
+    """The unscheduled program runs once per subgraph, not once per Measurer; a bad file is not trusted."""
+    monkeypatch.setenv("TLM_CACHE", str(tmp_path / "cache"))
+    task = kernels.matmul(96)
+    cand = random_candidates(task, host, 1, seed=5)[0]
+    with Measurer(host, tmp_path / "a", FAST) as m:
+        first = m.measure([cand])[0]
+        ref_file = Path(m._reference_file(task))
+    assert first["status"] == "ok" and ref_file.exists()
+    stamp = ref_file.stat().st_mtime_ns
+    with Measurer(host, tmp_path / "b", FAST) as m:  # a fresh store: measured again, reference read back
+        second = m.measure([cand])[0]
+    assert second["status"] == "ok" and ref_file.stat().st_mtime_ns == stamp
+    assert second["max_rel_err"] == first["max_rel_err"]
+    ref_file.write_bytes(b"torn")
+    with Measurer(host, tmp_path / "c", FAST) as m:
+        third = m.measure([cand])[0]
+    assert third["status"] == "ok" and ref_file.stat().st_size > 1000  # recomputed and rewritten

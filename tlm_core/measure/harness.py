@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from tlm_core.measure import worker
 from tlm_core.measure.store import RecordStore
+from tlm_core.paths import cache_dir
 from tlm_core.target import ResolvedTarget
 from tlm_core.tasks import Task
 from tlm_core.tvm_env import versions
@@ -191,8 +192,8 @@ class Measurer:
         if cfg.check and ref["ok"]:
             # Asked every time: the runner keeps only a few references (memory) and answers at once
             # for those it has. A failed reference is remembered here: every candidate would fail alike.
-            kind, ref = self._call_runner(worker.reference, (task.hash, task.mod_json, self._target_json),
-                                          cfg.reference_timeout_s)
+            kind, ref = self._call_runner(worker.reference, (task.hash, task.mod_json, self._target_json,
+                                                             self._reference_file(task)), cfg.reference_timeout_s)
             if kind != "ok":
                 ref = {"ok": False, "error": f"{kind}: {ref}"}
             if not ref["ok"]:
@@ -212,6 +213,15 @@ class Measurer:
         lat = res["latencies_s"]
         return self._record(key, cand, OK, "", build_s=build_s, run_s=res["run_s"], max_rel_err=err,
                             latencies_s=lat, latency_s=float(sorted(lat)[len(lat) // 2]))
+
+    def _reference_file(self, task: Task) -> str:
+        """Where the unscheduled program's outputs are kept: by task, target and compiler version."""
+        v = versions()
+        key = hashlib.sha256(canonical({"task": task.hash, "target": self._target_json,
+                                        "versions": [v["apache-tvm"], v["apache-tvm-ffi"]]}).encode()).hexdigest()[:24]
+        folder = cache_dir() / "references"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / f"{key}.npz")
 
     def _record(self, key: str, cand: Candidate, status: str, error: str, **fields) -> dict:
         rec = {"key": key, "status": status, "error": error, "task_hash": cand.task.hash,
