@@ -113,7 +113,31 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
                                                                     "model": newest}))
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends the process through Python (finally blocks run, the Measurer's workers are closed).
+
+    By default SIGTERM kills a process outright: `kill` of the iterate command then left its measuring
+    child running, orphaned, measuring the same candidates as the next run into the same store.
+    """
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def _measure_main(cfg: IterateConfig, out: str, target: ResolvedTarget) -> None:
+    import os
+    import threading
+
+    _exit_on_sigterm()
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the parent was killed outright (SIGKILL): do not measure on alone
+        while os.getppid() == parent:
+            time.sleep(5)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     measure_loop(cfg, Path(out), target)
 
 
@@ -134,10 +158,12 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
     # spawn: TVM's thread pools do not survive fork.
     measurer = multiprocessing.get_context("spawn").Process(target=_measure_main, args=(cfg, str(out), target))
     measurer.start()
+    _exit_on_sigterm()
     try:
         train_loop(cfg, out)
     except BaseException:
         measurer.terminate()  # it would wait for models that will not come
+        measurer.join(30)
         raise
     measurer.join()
     if measurer.exitcode != 0:
