@@ -246,7 +246,7 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
 def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
     """One table's cells, per-subgraph bests and claims from the run's records; written to `out`."""
     from tlm_core.measure.harness import OK
-    from tlm_core.provenance import provenance
+    from tlm_core.provenance import checkpoint_identity, provenance
 
     spec, scale, entries, info, points = plan["spec"], plan["scale"], plan["entries"], plan["info"], plan["points"]
     tasks = [t for _, t in entries]
@@ -307,7 +307,7 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
     prov = provenance(ctx["target"], scale=scale.name, table=spec.name, seed=ctx["seed"], scale_settings=asdict(scale),
                       subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
                       wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
-                      checkpoint=str(_checkpoint()), tlm_rows=rows)
+                      checkpoint=checkpoint_identity(_checkpoint()), tlm_rows=rows)
     out.mkdir(parents=True, exist_ok=True)
     _write(out, spec, cells, per_sub, claims, prov)
     return {"table": spec.name, "scale": scale.name, "out": str(out), "cells": cells, "claims": claims,
@@ -505,7 +505,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     import pandas as pd
 
     from tlm_core.methods import get_method
-    from tlm_core.provenance import provenance
+    from tlm_core.provenance import checkpoint_identity, provenance
     from tlm_core.workloads import get_workload
 
     out.mkdir(parents=True, exist_ok=True)
@@ -530,7 +530,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
             pd.DataFrame(rows).to_csv(csv, index=False)
     prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                       methods=[[m, b] for m, b in spec.methods], wall_seconds=round(time.perf_counter() - started, 1),
-                      resumed=bool(done), checkpoint=str(_checkpoint()))
+                      resumed=bool(done), checkpoint=checkpoint_identity(_checkpoint()))
     (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
     return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
 

@@ -41,3 +41,25 @@ def provenance(target=None, **extra) -> dict:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
+
+
+def checkpoint_identity(folder) -> dict:
+    """Which model made a result: its folder, weights digest, and what its card says it was trained on.
+
+    A path alone (data/model) names a different model after every re-ship; the digest does not.
+    """
+    import hashlib
+    import json
+
+    folder = Path(folder)
+    weights = folder / "model.safetensors"
+    out = {"path": str(folder), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+           if weights.exists() else None}
+    facts = folder / "training.json"
+    if facts.exists():
+        f = json.loads(facts.read_text())
+        out.update(measured_programs=f.get("measured_programs"),
+                   sft_rounds=[r.get("model") for r in f.get("sft_rounds", [])],
+                   shipped_from=f.get("model_dir"))
+    return out
+
