@@ -165,3 +165,20 @@ def test_reference_outputs_are_kept_on_disk_and_a_torn_file_is_recomputed(host, 
     with Measurer(host, tmp_path / "c", FAST) as m:
         third = m.measure([cand])[0]
     assert third["status"] == "ok" and ref_file.stat().st_size > 1000  # recomputed and rewritten
+
+
+def test_retime_gives_each_candidate_its_own_rounds_and_resumes(mm, host, tmp_path):
+    """Re-timing: one record per round under its own key, interleaved, numbers checked; nothing re-run."""
+    cands = random_candidates(mm, host, 3, seed=7)
+    with Measurer(host, tmp_path, FAST) as m:
+        first = m.measure(cands)
+        again = m.retime(cands + cands[:1], rounds=2)  # a duplicate is timed once
+        assert len(again) == 4 and again[3] == again[0]
+        for recs, f in zip(again, first):
+            assert [r["retime"] for r in recs] == [0, 1] and all(r["status"] == "ok" for r in recs)
+            assert len({r["key"] for r in recs} | {f["key"]}) == 3  # its own keys, the selecting record kept
+            assert all(r["max_rel_err"] < 1e-4 and r["latency_s"] > 0 for r in recs)
+        order = [r["key"] for r in m.store][len(cands):]
+        assert order[:3] == [recs[0]["key"] for recs in again[:3]]  # round 0 of all, then round 1
+        size = len(list(m.store))
+        assert m.retime(cands, rounds=2) == again[:3] and len(list(m.store)) == size

@@ -105,11 +105,16 @@ class Measurer:
         self._tmp = tempfile.mkdtemp(prefix="tlm-measure-")
 
     # -- public -------------------------------------------------------------------------------
-    def key(self, cand: Candidate) -> str:
-        """Content key: task, schedule, target, compiler versions, measurement settings."""
+    def key(self, cand: Candidate, retime: int | None = None) -> str:
+        """Content key: task, schedule, target, compiler versions, measurement settings.
+
+        `retime` r: the key of the candidate's r-th re-timing (see `retime`), a record of its own.
+        """
         v = versions()
         payload = {"task": cand.task.hash, "trace": cand.trace, "target": self._hw,
                    "versions": [v["apache-tvm"], v["apache-tvm-ffi"]], "measure": self.config.key_fields()}
+        if retime is not None:
+            payload["retime"] = retime
         return hashlib.sha256(canonical(payload).encode()).hexdigest()[:32]
 
     def measure(self, candidates: list[Candidate], desc: str = "measure") -> list[dict]:
@@ -119,13 +124,31 @@ class Measurer:
         for k, c in zip(keys, candidates):
             if k not in self.store and k not in todo:
                 todo[k] = c
-        items = list(todo.items())
-        with progress(total=len(items), desc=desc, unit="cand") as bar:
+        self._measure_all([([k], c) for k, c in todo.items()], desc)
+        return [self.store.get(k) for k in keys]
+
+    def retime(self, candidates: list[Candidate], rounds: int = 3, desc: str = "re-time") -> list[list[dict]]:
+        """Time candidates again, `rounds` times each, independently of the timing that selected them.
+
+        The best of k single timings is biased low on a noisy machine, the more so the larger k: a
+        method with many candidates would win on lucky timings. Re-timing the finalists gives each an
+        unbiased value. Each is built once, then run in `rounds` rounds over its batch (A B C A B C
+        ...), so slow drifts of the machine fall on all of them alike. Records are stored under their
+        own keys (`key(cand, r)`), so a stopped run resumes. Returns, per candidate, its records.
+        """
+        unique = list({self.key(c): c for c in candidates}.values())
+        todo = [([self.key(c, r) for r in range(rounds)], c) for c in unique]
+        todo = [(ks, c) for ks, c in todo if any(k not in self.store for k in ks)]
+        self._measure_all(todo, desc)
+        return [[self.store.get(self.key(c, r)) for r in range(rounds)] for c in candidates]
+
+    def _measure_all(self, items: list[tuple[list[str], Candidate]], desc: str) -> None:
+        with progress(total=sum(k not in self.store for ks, _ in items for k in ks), desc=desc, unit="run") as bar:
             for i in range(0, len(items), self.config.batch):
                 for record in self._measure_batch(items[i:i + self.config.batch]):
-                    self.store.add(record)
+                    if record["key"] not in self.store:
+                        self.store.add(record)
                     bar.update(1)
-        return [self.store.get(k) for k in keys]
 
     def close(self) -> None:
         self._build_pool.shutdown(wait=False)
@@ -140,20 +163,22 @@ class Measurer:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
-    def _measure_batch(self, items: list[tuple[str, Candidate]]):
+    def _measure_batch(self, items: list[tuple[list[str], Candidate]]):
         """Build all (in parallel), then check and time each (alone on the machine).
 
-        Every build of the batch finishes before the first run: a build still compiling in another
-        worker would share the CPU with the kernel being timed (on 2 cores, the same programs timed
-        up to 1.5x apart from one run to the next when builds overlapped runs).
+        Each item is (keys, candidate): one timed run per key, in rounds over the batch (a plain
+        measurement has one key; a re-timing one per round). Every build of the batch finishes before
+        the first run: a build still compiling in another worker would share the CPU with the kernel
+        being timed (on 2 cores, the same programs timed up to 1.5x apart from one run to the next
+        when builds overlapped runs).
         """
         futures = []
-        for key, cand in items:
-            artifact = os.path.join(self._tmp, f"{key}.so")
+        for keys, cand in items:
+            artifact = os.path.join(self._tmp, f"{keys[0]}.so")
             futures.append(self._build_pool.submit(worker.build, cand.task.hash, cand.task.mod_json, cand.trace,
                                                    self._target_json, artifact))
         built = []
-        for (key, cand), fut in zip(items, futures):
+        for fut in futures:
             try:
                 built.append(("ok", fut.result()))
             except TimeoutError:
@@ -162,14 +187,21 @@ class Measurer:
                 built.append(("build_crash", "the build worker died (segfault or abort)"))
             except Exception as err:  # raised inside the worker outside worker.build's own handler
                 built.append(("build_error", str(err)[-2000:]))
-        for (key, cand), (kind, res) in zip(items, built):
-            artifact = os.path.join(self._tmp, f"{key}.so")
-            if kind != "ok":
-                yield self._record(key, cand, kind, res)
-            elif res["ok"]:
-                yield self._run(key, cand, artifact, res["build_s"])
-            else:
-                yield self._record(key, cand, "build_error", res["error"], build_s=res["build_s"])
+        retiming = any(len(keys) > 1 for keys, _ in items)
+        for r in range(max(len(keys) for keys, _ in items)):
+            for (keys, cand), (kind, res) in zip(items, built):
+                if r >= len(keys) or keys[r] in self.store:
+                    continue
+                extra = {"retime": r} if retiming else {}
+                artifact = os.path.join(self._tmp, f"{keys[0]}.so")
+                if kind != "ok":
+                    yield self._record(keys[r], cand, kind, res, **extra)
+                elif res["ok"]:
+                    yield self._run(keys[r], cand, artifact, res["build_s"], **extra)
+                else:
+                    yield self._record(keys[r], cand, "build_error", res["error"], build_s=res["build_s"], **extra)
+        for keys, _ in items:
+            artifact = os.path.join(self._tmp, f"{keys[0]}.so")
             if os.path.exists(artifact):
                 os.remove(artifact)
 
@@ -185,7 +217,12 @@ class Measurer:
         except Exception as err:  # an exception raised inside the worker, outside our try blocks
             return "error", str(err)[-2000:]
 
-    def _run(self, key: str, cand: Candidate, artifact: str, build_s: float) -> dict:
+    def _run(self, key: str, cand: Candidate, artifact: str, build_s: float, **extra) -> dict:
+        record = self._run_once(key, cand, artifact, build_s)
+        record.update(extra)
+        return record
+
+    def _run_once(self, key: str, cand: Candidate, artifact: str, build_s: float) -> dict:
         cfg = self.config
         task = cand.task
         ref = self._references.get(task.hash, {"ok": True})
