@@ -519,7 +519,7 @@ def markdown(spec, cells, prov) -> str:
     head = ["Times"] + [f"{label[c.split('@')[0]]} {_trials(int(c.split('@')[1]))}" for c in cols]
     lines = [(f"**{spec.title}** — scale `{prov['scale']}`, {prov['subgraphs']} subgraphs, {prov['cpu']}, "
              f"commit {prov['git_commit'][:10]}, {prov['date'][:10]}. Cell: overall speedup of the row over the "
-             "column (this run; the paper's in brackets); each chosen program re-timed {prov.get('retime_rounds', 0)}x, median. "
+             f"column (this run; the paper's in brackets); each chosen program re-timed {prov.get('retime_rounds', 0)}x, median. "
              "† n: subgraphs without a valid program."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
