@@ -139,13 +139,13 @@ class Measurer:
         unique = list({self.key(c): c for c in candidates}.values())
         todo = [([self.key(c, r) for r in range(rounds)], c) for c in unique]
         todo = [(ks, c) for ks, c in todo if any(k not in self.store for k in ks)]
-        self._measure_all(todo, desc)
+        self._measure_all(todo, desc, retime=True)
         return [[self.store.get(self.key(c, r)) for r in range(rounds)] for c in candidates]
 
-    def _measure_all(self, items: list[tuple[list[str], Candidate]], desc: str) -> None:
+    def _measure_all(self, items: list[tuple[list[str], Candidate]], desc: str, retime: bool = False) -> None:
         with progress(total=sum(k not in self.store for ks, _ in items for k in ks), desc=desc, unit="run") as bar:
             for i in range(0, len(items), self.config.batch):
-                for record in self._measure_batch(items[i:i + self.config.batch]):
+                for record in self._measure_batch(items[i:i + self.config.batch], retime):
                     if record["key"] not in self.store:
                         self.store.add(record)
                     bar.update(1)
@@ -163,7 +163,7 @@ class Measurer:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
-    def _measure_batch(self, items: list[tuple[list[str], Candidate]]):
+    def _measure_batch(self, items: list[tuple[list[str], Candidate]], retime: bool = False):
         """Build all (in parallel), then check and time each (alone on the machine).
 
         Each item is (keys, candidate): one timed run per key, in rounds over the batch (a plain
@@ -187,12 +187,11 @@ class Measurer:
                 built.append(("build_crash", "the build worker died (segfault or abort)"))
             except Exception as err:  # raised inside the worker outside worker.build's own handler
                 built.append(("build_error", str(err)[-2000:]))
-        retiming = any(len(keys) > 1 for keys, _ in items)
         for r in range(max(len(keys) for keys, _ in items)):
             for (keys, cand), (kind, res) in zip(items, built):
                 if r >= len(keys) or keys[r] in self.store:
                     continue
-                extra = {"retime": r} if retiming else {}
+                extra = {"retime": r} if retime else {}
                 artifact = os.path.join(self._tmp, f"{keys[0]}.so")
                 if kind != "ok":
                     yield self._record(keys[r], cand, kind, res, **extra)
