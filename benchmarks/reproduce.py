@@ -8,7 +8,9 @@ specs of `benchmarks.tables`.
 A table run (`tables`: both in one sitting) measures everything with one Measurer into one fresh record
 store (.cache/reproduce/), side by side:
   1. TLM: per subgraph, the greedy program and then `max(tlm_times) - 1` samples of the shipped model
-     (or $TLM_CHECKPOINT); TLM@k is the best of the first k distinct programs of that list.
+     (or $TLM_CHECKPOINT); TLM@k is the best of the first k distinct programs of that list. The samples
+     come in turn over the sketches (`generate`), so the first k spread over the sketches as a run
+     for k would; grouped by sketch, TLM@k < 64 missed the last sketches (the matmuls' fastest).
   2. The baseline (Ansor-style or MetaSchedule): its search log holds every trial in the order tried;
      the baseline at B trials is the best of the first B trials per subgraph. Its 3 fastest programs
      there (by the search's own timings) are measured again here, and the best of those is the cell's.

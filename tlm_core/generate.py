@@ -69,7 +69,7 @@ MAX_BATCH = 128
 class GenerationResult:
     """What `generate` made of one task."""
 
-    programs: list  # [(Schedule, Program)]: valid, postprocessed, distinct
+    programs: list  # [(Schedule, Program)]: valid, postprocessed, distinct, in turn over the sketches
     scores: list  # per program: model log-likelihood of the value tokens it chose (forced ones left out)
     invalid: int  # candidates rejected by a postprocessor or failed by an exception (must be 0)
     duplicates: int  # candidates whose decisions equal an earlier candidate's
@@ -575,6 +575,18 @@ def _spread(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
+def _round_robin(sketches: list[int]) -> list[int]:
+    """Indices in turn over the sketches (first of each sketch, then second of each...), order kept
+    within a sketch. Rows come out grouped by sketch; in turn, the first j programs spread over the
+    sketches as a run for j would (`_spread`), so measuring a prefix is measuring a smaller k.
+    """
+    groups: dict[int, list[int]] = {}
+    for i, s in enumerate(sketches):
+        groups.setdefault(s, []).append(i)
+    queues = [groups[s] for s in sorted(groups)]
+    return [q[j] for j in range(max(map(len, queues), default=0)) for q in queues if j < len(q)]
+
+
 def _given(program: Program):
     """A chooser that answers with the program's decisions (checked by comparing the replay's program)."""
     extents = [d for d in program.decisions if d.kind in _EXTENT_KINDS]
@@ -645,6 +657,8 @@ def generate(model, task, space, hardware, k: int, *, temperature: float = 1.0, 
     if len(programs) > k:  # greedy, or fewer candidates than sketches: the most likely k
         best = sorted(range(len(programs)), key=lambda i: -scores[i])[:k]
         programs, scores = [programs[i] for i in sorted(best)], [scores[i] for i in sorted(best)]
+    order = _round_robin([p.sketch for _, p in programs])
+    programs, scores = [programs[i] for i in order], [scores[i] for i in order]
     return GenerationResult(programs=programs, scores=scores, invalid=len(errors), duplicates=duplicates,
                             decisions=sum(len(r.decisions) for r in rows), seconds=time.perf_counter() - start,
                             candidates=len(rows), forwards=decoder.forwards if decoder else 0,

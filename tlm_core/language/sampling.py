@@ -1,6 +1,7 @@
 """Random sentences (Algorithm 1: every decision uniformly from its valid domain) and round trips.
 
-Both fan out over worker processes (one per core), each holding the design spaces of its tasks.
+Both fan out over worker processes (one per core) that take jobs of one task (or a chunk of one)
+as they come free, each process keeping the design spaces it has made.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from tlm_core.tasks import Task
 
 @dataclass(frozen=True)
 class Job:
-    """Sentences to write for some tasks: `counts[i]` for `tasks[i]`."""
+    """`count` sentences of one task, sketches taken in turn from the `start`-th."""
 
-    workloads: tuple[str, ...]
-    tasks: tuple[Task, ...]
-    counts: tuple[int, ...]
+    workload: str
+    task: Task
+    count: int
+    start: int
     target: ResolvedTarget
-    seed: int
+    seed: tuple[int, ...]
 
 
 def _spread(total: int, parts: int) -> list[int]:
@@ -31,14 +33,19 @@ def _spread(total: int, parts: int) -> list[int]:
 
 
 def plan(entries: list[tuple[str, Task]], n: int, target: ResolvedTarget, seed: int, workers: int) -> list[Job]:
-    """n sentences spread evenly over the tasks, the tasks dealt to `workers` jobs."""
-    counts = _spread(n, len(entries))
+    """n sentences spread evenly over the tasks, in jobs of one task (big tasks cut in chunks).
+
+    Jobs go to whichever worker is free, so tasks of unequal cost (a resnet convolution takes
+    several times a matmul's time per sentence) balance over the cores; dealing tasks to workers
+    up front left one core idle while the other finished. A chunk of about an eighth of a worker's
+    share keeps the last job short; each task's design space is made once per worker that gets it.
+    Seeds depend on (seed, task, chunk) only: the output is the same whichever worker runs what.
+    """
+    chunk = max(256, -(-n // (8 * max(1, workers))))
     jobs = []
-    for w in range(workers):
-        mine = [(i, e) for i, e in enumerate(entries) if i % workers == w and counts[i] > 0]
-        if mine:
-            jobs.append(Job(tuple(e[0] for _, e in mine), tuple(e[1] for _, e in mine),
-                            tuple(counts[i] for i, _ in mine), target, seed * 1009 + w))
+    for i, ((workload, task), count) in enumerate(zip(entries, _spread(n, len(entries)))):
+        for c, start in enumerate(range(0, count, chunk)):
+            jobs.append(Job(workload, task, min(chunk, count - start), start, target, (seed, i, c)))
     return jobs
 
 
@@ -86,23 +93,21 @@ def _sample_rows(job: Job) -> tuple[list[dict], int]:
 
     rng = np.random.default_rng(job.seed)
     hw = job.target.hardware
-    rows, rejected = [], 0
-    for workload, task, count in zip(job.workloads, job.tasks, job.counts):
-        space = design_space(task, job.target)
-        prompts = [" ".join(prompt(task, hw, space, k)) for k in range(len(space.sketches))]
-        made, tries = 0, 0
-        while made < count and tries < 20 * count:
-            k = tries % len(space.sketches)
-            tries += 1
-            sch, program = replay(space, k, random_chooser(rng), hw, seed=int(rng.integers(1, 2**30)))
-            if sch is None:
-                rejected += 1
-                continue
-            dec = decision_tokens(program)
-            rows.append({"workload": workload, "task_name": task.name, "task_hash": task.hash,
-                         "weight": task.weight, "sketch": k, "prompt": prompts[k], "decisions": " ".join(dec),
-                         "prompt_tokens": prompts[k].count(" ") + 1, "decision_tokens": len(dec)})
-            made += 1
+    task = job.task
+    space = design_space(task, job.target)
+    prompts = [" ".join(prompt(task, hw, space, k)) for k in range(len(space.sketches))]
+    rows, rejected, tries = [], 0, 0
+    while len(rows) < job.count and tries < 20 * job.count:
+        k = (job.start + tries) % len(space.sketches)
+        tries += 1
+        sch, program = replay(space, k, random_chooser(rng), hw, seed=int(rng.integers(1, 2**30)))
+        if sch is None:
+            rejected += 1
+            continue
+        dec = decision_tokens(program)
+        rows.append({"workload": job.workload, "task_name": task.name, "task_hash": task.hash,
+                     "weight": task.weight, "sketch": k, "prompt": prompts[k], "decisions": " ".join(dec),
+                     "prompt_tokens": prompts[k].count(" ") + 1, "decision_tokens": len(dec)})
     return rows, rejected
 
 
@@ -121,27 +126,27 @@ def roundtrip_job(job: Job) -> dict:
 
     rng = np.random.default_rng(job.seed)
     hw = job.target.hardware
+    task = job.task
     out = {"programs": 0, "identical": 0, "different": 0, "rejected_by_postproc": 0, "failures": []}
-    for task, count in zip(job.tasks, job.counts):
-        space = design_space(task, job.target)
-        for i in range(count):
-            k = i % len(space.sketches)
-            sch, program = replay(space, k, random_chooser(rng), hw, seed=int(rng.integers(1, 2**30)))
-            if sch is None:
-                out["rejected_by_postproc"] += 1
-                continue
-            tokens = encode(program, prompt(task, hw, space, k))
-            out["programs"] += 1
-            try:
-                again = decode(" ".join(tokens).split())
-                sch2 = apply_program(space, again, hw)
-                same = again == program and tvm_ffi.structural_equal(sch.mod, sch2.mod)
-            except (ValueError, InvalidDecision) as err:
-                same = False
-                out["failures"].append(f"{task.name}: {err}")
-            out["identical" if same else "different"] += 1
-            if not same and len(out["failures"]) < 5:
-                out["failures"].append(f"{task.name}: sketch {k}: decoded program differs")
+    space = design_space(task, job.target)
+    for i in range(job.start, job.start + job.count):
+        k = i % len(space.sketches)
+        sch, program = replay(space, k, random_chooser(rng), hw, seed=int(rng.integers(1, 2**30)))
+        if sch is None:
+            out["rejected_by_postproc"] += 1
+            continue
+        tokens = encode(program, prompt(task, hw, space, k))
+        out["programs"] += 1
+        try:
+            again = decode(" ".join(tokens).split())
+            sch2 = apply_program(space, again, hw)
+            same = again == program and tvm_ffi.structural_equal(sch.mod, sch2.mod)
+        except (ValueError, InvalidDecision) as err:
+            same = False
+            out["failures"].append(f"{task.name}: {err}")
+        out["identical" if same else "different"] += 1
+        if not same and len(out["failures"]) < 5:
+            out["failures"].append(f"{task.name}: sketch {k}: decoded program differs")
     return out
 
 
@@ -157,7 +162,7 @@ def run_jobs(fn, jobs: list[Job], workers: int, desc: str):
 
     gc.disable()  # unpickling the workers' rows makes many objects and no cycles: see sample_job
     try:
-        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(progress(pool.map(fn, jobs), desc, total=len(jobs), unit="job"))
     finally:
         gc.enable()
