@@ -43,16 +43,14 @@ def _newest(results: Path, name: str, file: str) -> Path | None:
 
 
 def figure9(log: Path = REPO_ROOT / "data/training/iterate/convergence.jsonl", out: Path = OUT) -> Path:
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    from tlm_core.train.iterate import read_convergence
+
+    rows = read_convergence(log)
     if not rows:
         raise SystemExit(f"figures: {log} has no rounds yet")
     plt = _plt()
-    x, y = [], []
-    total = 0
-    for r in rows:
-        total += r["programs"]
-        x.append(total)
-        y.append(r["weighted_latency_s"])
+    x = [r["programs"] for r in rows]  # the record store's size after the round: already cumulative
+    y = [r["weighted_latency_s"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(x, y, marker="o")
     for xi, yi, r in zip(x, y, rows):

@@ -35,3 +35,21 @@ def test_iterate_runs_two_overlapped_rounds_and_resumes(host, tmp_path):
     # a second call finds everything done and returns the same log
     again = iterate(cfg, tmp_path / "run", host)
     assert again["convergence"] == conv
+
+
+def test_convergence_log_one_point_per_round(tmp_path):
+    """A round logged twice (a stop between its log line and its marker) is one point, the last; the
+    shipped log's counts are the store's size, so they only grow (Figure 9's x axis is them, not
+    their sum)."""
+    from pathlib import Path
+
+    from tlm_core.train.iterate import read_convergence
+
+    log = tmp_path / "convergence.jsonl"
+    rows = [{"round": r, "programs": n, "weighted_latency_s": s}
+            for r, n, s in ((0, 10, 3.0), (1, 14, 2.5), (1, 15, 2.4), (2, 20, 2.0))]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [(r["round"], r["programs"]) for r in read_convergence(log)] == [(0, 10), (1, 15), (2, 20)]
+    shipped = read_convergence(Path(__file__).parents[1] / "data/training/iterate/convergence.jsonl")
+    assert [r["round"] for r in shipped] == list(range(len(shipped)))
+    assert all(a["programs"] < b["programs"] for a, b in zip(shipped, shipped[1:]))

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tlm_core.provenance import provenance
+from tlm_core.train.iterate import read_convergence
 
 FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
@@ -36,7 +37,7 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
             if _summary(d):
                 rounds.append({"model": d.name, **_summary(d)})
     conv_path = Path(iterate_dir) / "convergence.jsonl" if iterate_dir else None
-    convergence = [json.loads(x) for x in conv_path.read_text().splitlines()] if conv_path and conv_path.exists() else []
+    convergence = read_convergence(conv_path) if conv_path and conv_path.exists() else []
     ok = records[records.status == "ok"]
     facts = {
         "model_dir": str(model_dir),

@@ -49,6 +49,14 @@ def _wait(pred, what: str, poll_s: float = 10.0) -> None:
         time.sleep(poll_s)
 
 
+def read_convergence(path: str | Path) -> list[dict]:
+    """The convergence log, one point per round (the last written): a stop between the log line and
+    the round's marker makes the resumed run write that round's point again."""
+    lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    last = {r["round"]: r for r in lines}
+    return [last[k] for k in sorted(last)]
+
+
 def convergence_point(store: str, entries, round_: int) -> dict:
     """Best weighted latency of the training subgraphs that have a valid program, and counts."""
     df = demonstrations.frame(store)
@@ -168,5 +176,4 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
     measurer.join()
     if measurer.exitcode != 0:
         raise RuntimeError(f"the measuring process failed (exit code {measurer.exitcode})")
-    lines = [json.loads(line) for line in (out / "convergence.jsonl").read_text().splitlines()]
-    return {"rounds": cfg.rounds, "convergence": lines, "final_model": str(out / f"model-{cfg.rounds}")}
+    return {"rounds": cfg.rounds, "convergence": read_convergence(out / "convergence.jsonl"), "final_model": str(out / f"model-{cfg.rounds}")}
