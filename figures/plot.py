@@ -37,6 +37,12 @@ def _save(plt, fig, out: Path, name: str) -> Path:
     return path
 
 
+#: Method names as figures show them (the Ansor-style search is never labelled plain "Ansor").
+LABELS = {"tlm": "TLM", "metaschedule": "MetaSchedule", "ansor": "Ansor-style (MetaSchedule impl.)",
+          "roller": "Roller-style", "random": "random", "untuned": "TVM untuned", "pytorch-eager": "PyTorch eager",
+          "pytorch-inductor": "PyTorch inductor", "tensorrt": "TensorRT"}
+
+
 def _newest(results: Path, name: str, file: str) -> Path | None:
     """results/<name>/<scale>/<file> of the largest scale measured, if any."""
     return next((results / name / s / file for s in SCALES if (results / name / s / file).exists()), None)
@@ -109,8 +115,8 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     for j, m in enumerate(methods):
         lat = [ok[(ok.workload == w) & (ok.method == m)].latency_ms for w in workloads]
         ys = [v.iloc[0] if len(v) else float("nan") for v in lat]
-        label = m if m not in ok.method.values or ok[ok.method == m].budget.isna().all() else \
-            f"{m} (budget {int(ok[ok.method == m].budget.iloc[0])})"
+        label = LABELS.get(m, m) if ok[ok.method == m].budget.isna().all() else \
+            f"{LABELS.get(m, m)} (budget {int(ok[ok.method == m].budget.iloc[0])})"
         ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
     ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(workloads))], workloads)
     ax.set_ylabel("end-to-end latency (ms)")
@@ -118,7 +124,7 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     if len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades
         ax.set_yscale("log")
     missing = rows[rows.status != "ok"]
-    note = "; ".join(sorted({f"{r.method}: {r.status}" for r in missing.itertuples()}))
+    note = "; ".join(sorted({f"{LABELS.get(r.method, r.method)}: {r.status}" for r in missing.itertuples()}))
     ax.set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""), fontsize=7)
     ax.legend(fontsize=7)
     return _save(plt, fig, out, name)

@@ -103,11 +103,13 @@ def test_roller_ranks_aligned_register_tiles_first(small_tasks, host):
         assert vec.value[-1] % lanes == 0  # the vectorized register tile fills SIMD lanes
 
 
-def test_metaschedule_records_are_remeasured_by_our_harness(small_tasks, host, measurer):
+def test_metaschedule_records_are_remeasured_by_our_harness(small_tasks, host, measurer, capsys, monkeypatch):
+    monkeypatch.delenv("TLM_PROGRESS", raising=False)  # nox turns bars off; this test reads one
     task = [t for t in small_tasks if t.name == "fused_reshape1_add"]
     res = get_method("metaschedule").tune(task, host, 1, None, "bert_tiny", measurer=measurer)
     assert res.tasks_without_record == [] and res.measured >= 1, res
     assert "fast build" in res.notes["builder"]
+    assert "metaschedule: search" in capsys.readouterr().err  # the search shows its trials as they come
 
 
 @pytest.mark.slow

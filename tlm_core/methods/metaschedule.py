@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from tlm_core.measure.harness import Candidate, trace_to_json
 from tlm_core.methods import Method, extra_json
 from tlm_core.tasks import structural_hash
-from tlm_core.ui import log
+from tlm_core.ui import log, progress
 
 #: MetaSchedule database records per subgraph measured again by our harness.
 REMEASURE = 3
@@ -118,16 +118,33 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
                                       initializer=_init_worker)
     runner = ms.runner.LocalRunner(timeout_sec=30.0, initializer=_init_worker)
     database = ms.database.JSONDatabase(work_dir=work_dir)
-    database = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in tasks], work_dir=work_dir,
-                             max_trials_global=budget * len(tasks), max_trials_per_task=budget,
-                             num_trials_per_iter=min(budget, cfg.trials_per_round), builder=builder, runner=runner,
-                             database=database, cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores),
-                             task_scheduler="gradient")
+    # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
+    # subgraph early when its space runs out, so the bar can end short of its total).
+    with progress(desc=f"{name}: search", total=budget * len(tasks), unit="trial") as bar:
+        callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
+        database = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in tasks], work_dir=work_dir,
+                                 max_trials_global=budget * len(tasks), max_trials_per_task=budget,
+                                 num_trials_per_iter=min(budget, cfg.trials_per_round), builder=builder,
+                                 runner=runner, database=database, measure_callbacks=callbacks,
+                                 cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores), task_scheduler="gradient")
     notes = {"builder": "MetaSchedule LocalBuilder with tlm's fast build function (CPU tensor intrinsics only)",
              "runner": "MetaSchedule LocalRunner (number=3, repeat=1, min_repeat_ms=100)",
              "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "database": work_dir,
              "remeasured_per_task": REMEASURE}
     return database, notes
+
+
+def _progress_callback(bar):
+    """A MetaSchedule measure callback that advances `bar` by each batch of measured candidates."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class Progress(PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            bar.update(len(measure_candidates))
+
+    return Progress()
 
 
 def candidates_from_database(name: str, database, tasks, workload: str) -> tuple[list, dict]:
