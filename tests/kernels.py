@@ -56,3 +56,20 @@ def segfault() -> Task:
 def hang() -> Task:
     """A program that runs for hours."""
     return Task.from_mod("hang", tvm.IRModule({"main": _hang}))
+
+
+def gather(rows: int = 64, n: int = 32, d: int = 16) -> Task:
+    """out[i, :] = table[int32(ids[i]), :]: int64 ids cast before they index (as a model's embedding)."""
+    table = te.placeholder((rows, d), name="table")
+    ids = te.placeholder((n,), dtype="int64", name="ids")
+    ids32 = te.compute((n,), lambda i: ids[i].astype("int32"), name="ids32")
+    out = te.compute((n, d), lambda i, j: table[ids32[i], j], name="out")
+    return Task.from_mod(f"gather_{rows}x{n}x{d}", tvm.IRModule({"main": te.create_prim_func([table, ids, out])}))
+
+
+def masked_exp(n: int = 64) -> Task:
+    """out[i, j] = exp(x[i, j]) where mask[i] != 0, else 0: an attention-mask-like Select."""
+    x = te.placeholder((n, n), name="x")
+    mask = te.placeholder((n,), dtype="int8", name="mask")
+    out = te.compute((n, n), lambda i, j: te.if_then_else(mask[i] != 0, te.exp(x[i, j]), 0.0), name="out")
+    return Task.from_mod(f"masked_exp_{n}", tvm.IRModule({"main": te.create_prim_func([x, mask, out])}))

@@ -53,3 +53,38 @@ def test_convergence_log_one_point_per_round(tmp_path):
     shipped = read_convergence(Path(__file__).parents[1] / "data/training/iterate/convergence.jsonl")
     assert [r["round"] for r in shipped] == list(range(len(shipped)))
     assert all(a["programs"] < b["programs"] for a, b in zip(shipped, shipped[1:]))
+
+
+def test_records_of_older_inputs_are_marked_stale_and_measured_again(host, tmp_path):
+    """Records of a subgraph with integer inputs measured on the old inputs (integers 0) stay in the
+    data but stop counting; `remeasure_stale` measures their programs again under new keys."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import kernels
+
+    from tlm_core.measure.harness import MeasureConfig, Measurer
+    from tlm_core.measure.store import RecordStore
+    from tlm_core.train import demonstrations
+
+    mk, mm = kernels.masked_exp(), kernels.matmul(16)
+    entries = [("test", mk), ("test", mm)]
+    old, store = tmp_path / "old", tmp_path / "store"
+    config = MeasureConfig(repeat=1, min_repeat_ms=0)
+    with Measurer(host, old, config) as m:
+        m.measure([c for w, t in entries for c in demonstrations.random_candidates(w, t, host, 2, seed=0)])
+    for r in RecordStore(old):  # as measured before the `inputs` field: scheme 1, keys without it
+        r.pop("inputs")
+        RecordStore(store).add({**r, "key": "old-" + r["key"]} if r["task_hash"] == mk.hash else r)
+    df = demonstrations.frame(store)
+    assert list(df.stale) == [r == mk.hash for r in df.task_hash]
+    assert demonstrations.integer_inputs(df[df.task_hash == mk.hash].prompt.iloc[0])
+    assert set(demonstrations.current(df).task_hash) == {mm.hash}
+    assert demonstrations.remeasure_stale(store, host, entries, config) == 2
+    df = demonstrations.frame(store)
+    assert len(df) == 6 and df.stale.sum() == 2
+    again = demonstrations.current(df)
+    assert len(again) == 4 and (again.status == "ok").all() and set(again.task_hash) == {mk.hash, mm.hash}
+    assert demonstrations.remeasure_stale(store, host, entries, config) == 0  # each program once
+    assert len(demonstrations.frame(store)) == 6

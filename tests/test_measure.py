@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import kernels
+import numpy as np
 import pytest
 from tvm.s_tir import Schedule
 
@@ -182,3 +183,37 @@ def test_retime_gives_each_candidate_its_own_rounds_and_resumes(mm, host, tmp_pa
         assert order[:3] == [recs[0]["key"] for recs in again[:3]]  # round 0 of all, then round 1
         size = len(list(m.store))
         assert m.retime(cands, rounds=2) == again[:3] and len(list(m.store)) == size
+
+
+def test_integer_inputs_index_in_bounds_and_masks_keep_every_position(host, tmp_path):
+    # Integers were once all 0: a mask of zeros masked every position, the Select always took the
+    # cheap branch, and LLVM deleted the other (bert_tiny's softmax measured 0.22 ms, 2.5 ms in the model).
+    from tlm_core.measure import worker
+
+    g, mk = kernels.gather(rows=64), kernels.masked_exp()
+    table, ids, _ = worker._random_args(g.mod["main"])
+    assert ids.dtype == "int64" and 0 <= ids.min() and ids.max() < 64 and len(set(ids.tolist())) > 8
+    _, mask, _ = worker._random_args(mk.mod["main"])
+    assert (mask == 1).all()
+    assert g.integer_inputs and mk.integer_inputs and not kernels.matmul(16).integer_inputs
+    with Measurer(host, tmp_path, FAST) as m:
+        recs = m.measure([unscheduled(g), unscheduled(mk)])
+        reference = m._reference_file(mk)
+    assert [r["status"] for r in recs] == ["ok", "ok"] and all(r["inputs"] == worker.INPUTS for r in recs)
+    with np.load(reference) as ref:  # what candidates are checked against: the real branch, not zeros
+        assert (ref["a2"] > 0).all()
+
+
+def test_records_of_older_inputs_do_not_count_for_integer_tasks(host, tmp_path, monkeypatch):
+    from tlm_core.measure import harness, worker
+    from tlm_core.methods import best_records
+
+    mk, mm = kernels.masked_exp(), kernels.matmul(16)
+    with Measurer(host, tmp_path, FAST) as m:
+        keys = [m.key(unscheduled(mk)), m.key(unscheduled(mm))]
+        rec_mk, rec_mm = m.measure([unscheduled(mk), unscheduled(mm)])
+        monkeypatch.setattr(worker, "INPUTS", worker.INPUTS + 1)
+        # a new input scheme changes the keys of integer-input tasks only: they are measured again
+        assert m.key(unscheduled(mk)) != keys[0] and m.key(unscheduled(mm)) == keys[1]
+    assert not harness.current(rec_mk, mk) and harness.current(rec_mm, mm)
+    assert set(best_records(tmp_path, [mk, mm])) == {mm.hash}

@@ -97,8 +97,8 @@ def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
     start = time.perf_counter()
     if db_dir is not None and not (Path(db_dir) / "records.jsonl").exists():
         raise UserError(f"--db {db_dir}: no record store there (records.jsonl); make one with `tlm tune`")
-    best = best_records(db_dir) if db_dir is not None else {}
     tasks = extract_tasks(source, target)
+    best = best_records(db_dir, tasks) if db_dir is not None else {}
     mod, _, _ = relax_module(source)
     db, used = _database(tasks, best, target)
     with target.tvm, db, tvm.transform.PassContext(opt_level=3):

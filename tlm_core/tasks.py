@@ -41,6 +41,11 @@ class Task:
         """The task's IRModule (deserialized once per process)."""
         return _load_mod(self.hash, self.mod_json)
 
+    @property
+    def integer_inputs(self) -> bool:
+        """Whether a buffer parameter is an integer or bool: measurement inputs then change the work."""
+        return _integer_inputs(self.hash, self.mod_json)
+
     @classmethod
     def from_mod(cls, name: str, mod, weight: int = 1) -> Task:
         """A task from an IRModule with one PrimFunc "main" (tests, user kernels)."""
@@ -58,6 +63,13 @@ def _load_mod(_hash: str, mod_json: str):
     import tvm
 
     return tvm.ir.load_json(mod_json)
+
+
+@cache
+def _integer_inputs(task_hash: str, mod_json: str) -> bool:
+    from tlm_core.measure.worker import has_integer_inputs
+
+    return has_integer_inputs(_load_mod(task_hash, mod_json)["main"])
 
 
 def structural_hash(mod) -> str:

@@ -83,6 +83,15 @@ def _plain(obj):
     return obj.value if hasattr(obj, "value") else str(obj)
 
 
+def current(record: dict, task: Task) -> bool:
+    """Whether a record was measured on the inputs measurement uses now (see worker.INPUTS).
+
+    Only tasks with integer or bool inputs are affected; their records of an older scheme stay in the
+    store (nothing measured is lost) but no longer count as the task's latency.
+    """
+    return not task.integer_inputs or record.get("inputs", 1) == worker.INPUTS
+
+
 class Measurer:
     """Builds, checks and times candidates on one target; records go to a RecordStore."""
 
@@ -113,6 +122,8 @@ class Measurer:
         v = versions()
         payload = {"task": cand.task.hash, "trace": cand.trace, "target": self._hw,
                    "versions": [v["apache-tvm"], v["apache-tvm-ffi"]], "measure": self.config.key_fields()}
+        if cand.task.integer_inputs:  # inputs change only their work (worker.INPUTS)
+            payload["inputs"] = worker.INPUTS
         if retime is not None:
             payload["retime"] = retime
         return hashlib.sha256(canonical(payload).encode()).hexdigest()[:32]
@@ -253,8 +264,10 @@ class Measurer:
     def _reference_file(self, task: Task) -> str:
         """Where the unscheduled program's outputs are kept: by task, target and compiler version."""
         v = versions()
-        key = hashlib.sha256(canonical({"task": task.hash, "target": self._target_json,
-                                        "versions": [v["apache-tvm"], v["apache-tvm-ffi"]]}).encode()).hexdigest()[:24]
+        payload = {"task": task.hash, "target": self._target_json, "versions": [v["apache-tvm"], v["apache-tvm-ffi"]]}
+        if task.integer_inputs:
+            payload["inputs"] = worker.INPUTS
+        key = hashlib.sha256(canonical(payload).encode()).hexdigest()[:24]
         folder = cache_dir() / "references"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / f"{key}.npz")
@@ -264,7 +277,7 @@ class Measurer:
                "task_name": cand.task.name, "workload": cand.workload, "method": cand.method,
                "target": self._hw, "trace": cand.trace, "latency_s": None, "latencies_s": [],
                "max_rel_err": None, "build_s": None, "run_s": None, "checked": self.config.check,
-               "measure": dataclasses.asdict(self.config), "versions": versions(),
+               "measure": dataclasses.asdict(self.config), "versions": versions(), "inputs": worker.INPUTS,
                "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
         if cand.extra:
             rec.update(json.loads(cand.extra))

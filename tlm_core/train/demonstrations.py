@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from tlm_core.measure.harness import (
@@ -20,6 +21,7 @@ from tlm_core.measure.harness import (
     Measurer,
     trace_to_json,
 )
+from tlm_core.measure.worker import INPUTS
 from tlm_core.target import ResolvedTarget
 from tlm_core.tasks import Task, extract_tasks, held_out_hashes
 from tlm_core.ui import log, progress
@@ -131,12 +133,78 @@ def frame(store_dir: str | Path):
                      "prompt": r.get("prompt", ""), "decisions": r["decisions"], "status": r["status"], "error": r["error"][-300:],
                      "latency_s": r["latency_s"], "max_rel_err": r["max_rel_err"], "key": r["key"],
                      "target": json.dumps(r["target"], sort_keys=True), "measured_at": r["measured_at"],
-                     "validation": is_validation(r["task_hash"])})
+                     "inputs": int(r.get("inputs", 1)), "validation": is_validation(r["task_hash"])})
     df = pd.DataFrame(rows)
     missing = df.prompt == "" if len(df) else []
     if len(df) and missing.any():  # records of early round-0 runs did not carry their prompt
         df.loc[missing, "prompt"] = _prompts_of(df[missing])
+    return mark_stale(df)
+
+
+def mark_stale(df):
+    """Add `stale`: a record of a subgraph with integer inputs measured on older inputs (worker.INPUTS).
+
+    Also for tables exported before the `inputs` column existed (their records are all of scheme 1).
+    """
+    if len(df):
+        inputs = df["inputs"] if "inputs" in df else 1
+        df = df.assign(inputs=inputs)
+        df["stale"] = df.prompt.map(integer_inputs) & (df.inputs != INPUTS)
     return df
+
+
+#: A parameter buffer of integer or bool type in a prompt ("buf b 1 int8 [ ... ]").
+_INTEGER_PARAM = re.compile(r"\bbuf b (?:\d+|<num>(?: d\d)+ </num>) (?:u?int\d+|bool)\b")
+
+
+def integer_inputs(prompt: str) -> bool:
+    """Whether the subgraph of a prompt has an integer or bool input (see worker.INPUTS)."""
+    return bool(_INTEGER_PARAM.search(prompt))
+
+
+def current(df):
+    """The rows measured on the inputs measurement uses now: only those count as a task's latency.
+
+    Records of tasks with integer inputs measured before worker.INPUTS 2 (integers 0: masks that
+    mask everything) stay in the data, marked `stale`; `remeasure_stale` measures their programs again.
+    """
+    if not len(df):
+        return df
+    df = df if "stale" in df else mark_stale(df)
+    return df[~df.stale]
+
+
+def remeasure_stale(store: str | Path, target: ResolvedTarget, entries=None,
+                    config: MeasureConfig = DEMO_MEASURE) -> int:
+    """Measure again, on current inputs, the programs of stale records (new records, new keys).
+
+    entries: (workload, task) pairs the records belong to (default: the training subgraphs)."""
+    from tlm_core.language.program import apply_program
+    from tlm_core.language.sentence import decode
+    from tlm_core.space import design_space
+
+    df = frame(store)
+    if not len(df):
+        return 0
+    fresh = set(zip(df.task_hash[~df.stale], df.sketch[~df.stale], df.decisions[~df.stale]))
+    stale = df[df.stale & df.apply(lambda r: (r.task_hash, r.sketch, r.decisions) not in fresh, axis=1)]
+    if not len(stale):
+        return 0
+    tasks = {t.hash: (w, t) for w, t in (entries if entries is not None else training_entries(target))}
+    cands = []
+    for row in stale.itertuples():
+        if row.task_hash not in tasks:
+            continue
+        w, task = tasks[row.task_hash]
+        program = decode(row.prompt.split() + row.decisions.split())
+        sch = apply_program(design_space(task, target), program, target.hardware)
+        extra = {"round": int(row.round), "prompt": row.prompt, "remeasure_of": row.key}
+        cands.append(candidate(w, task, row.method, sch, program, **extra))
+    log(f"measuring again {len(cands)} programs of {stale.task_hash.nunique()} subgraphs with integer inputs "
+        f"(measured on older inputs: worker.INPUTS {INPUTS})")
+    with Measurer(target, store, config) as m:
+        m.measure(cands, desc="measure again (integer inputs)")
+    return len(cands)
 
 
 def _prompts_of(rows) -> list[str]:
@@ -173,6 +241,7 @@ def best_programs(df, per_task: int = 1):
     little beyond its random pretraining (measured: TLM's samples on the table subgraphs were 2-5x slower
     than the best of them).
     """
+    df = current(df)
     ok = df[(df.status == OK) & ~df.validation]
     ok = ok.sort_values("latency_s", kind="stable")
     return ok.groupby("task_hash", sort=False).head(per_task).reset_index(drop=True)

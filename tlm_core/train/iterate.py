@@ -59,7 +59,7 @@ def read_convergence(path: str | Path) -> list[dict]:
 
 def convergence_point(store: str, entries, round_: int) -> dict:
     """Best weighted latency of the training subgraphs that have a valid program, and counts."""
-    df = demonstrations.frame(store)
+    df = demonstrations.current(demonstrations.frame(store))  # a program measured again counts once
     ok = df[df.status == demonstrations.OK]
     best = ok.groupby("task_hash").latency_s.min()
     weights = {t.hash: t.weight for _, t in entries}
@@ -95,6 +95,7 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
 
     entries = demonstrations.training_entries(target)
     entries = entries[:cfg.tasks] if cfg.tasks else entries
+    demonstrations.remeasure_stale(cfg.store, target, entries)
     conv = out / "convergence.jsonl"
     if not conv.exists():
         with open(conv, "a") as f:
