@@ -156,8 +156,8 @@ def candidates_from_database(name: str, database, tasks, workload: str) -> tuple
         with_records += bool(records)
         if not records:
             # Every trial failed in MetaSchedule's runner (seen on take/gather subgraphs: its random
-            # integer arguments are, likely, out-of-range indices; ours are zeros): measure its traces
-            # with our harness all the same.
+            # integer arguments are, likely, out-of-range indices; ours stay in bounds, worker.INPUTS):
+            # measure its traces with our harness all the same.
             if everything is None:
                 everything = list(database.get_all_tuning_records())
             records = [r for r in everything if structural_hash(r.workload.mod) == t.hash][:REMEASURE]
