@@ -71,6 +71,8 @@ _COLUMN_DOCS = {
     "target": "hardware the program was measured on, as JSON",
     "measured_at": "UTC time of the measurement",
     "validation": "the subgraph belongs to the fixed 5% held out of SFT",
+    "inputs": "version of the measurement inputs (2: in-bounds indices, integer masks 1; 1: integers 0)",
+    "stale": "a subgraph with integer inputs measured on version-1 inputs: kept, but not counted",
 }
 
 

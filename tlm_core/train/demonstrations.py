@@ -233,15 +233,17 @@ def _target_of(hardware_json: str) -> ResolvedTarget:
     return _TARGETS[hardware_json]
 
 
-def best_programs(df, per_task: int = 1):
+def best_programs(df, per_task: int = 1, current_only: bool = True):
     """SFT data: the fastest measured programs of each (training, non-validation) subgraph, as the paper.
 
     Per subgraph, not per (subgraph, sketch): with a handful of programs per subgraph most sketches hold
     one or two, and "the fastest of one" is a random program, so per-sketch selection taught the model
     little beyond its random pretraining (measured: TLM's samples on the table subgraphs were 2-5x slower
     than the best of them).
+    current_only: only records measured on the current inputs (see `current`); False selects as
+    before input versions existed (how the data of a model trained then was chosen).
     """
-    df = current(df)
+    df = current(df) if current_only else df
     ok = df[(df.status == OK) & ~df.validation]
     ok = ok.sort_values("latency_s", kind="stable")
     return ok.groupby("task_hash", sort=False).head(per_task).reset_index(drop=True)
