@@ -130,17 +130,26 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     return _save(plt, fig, out, name)
 
 
+PLOTS = ("all", "figure9", "tables", "table2", "table3", "figure10", "figure13", "methods")
+
+
 def main(argv: list[str] | None = None) -> int:
     what = (argv if argv is not None else sys.argv[1:]) or ["all"]
+    unknown = [w for w in what if w not in PLOTS]
+    if unknown:  # once, `plot table2` silently drew nothing
+        print(f"plot: unknown {' '.join(unknown)}; choose from {', '.join(PLOTS)}", file=sys.stderr)
+        return 2
+    if "all" in what:
+        what = ["figure9", "tables", "figure10", "figure13", "methods"]
     made = []
-    if what[0] in ("all", "figure9"):
-        made.append(figure9())
-    if what[0] in ("all", "tables"):
-        made += [p for p in (table("table2"), table("table3")) if p]
-    if what[0] in ("all", "figure10", "figure13", "methods"):
-        names = ("figure10", "figure13", "methods") if what[0] == "all" else (what[0],)
-        made += [p for p in map(end_to_end, names) if p]
-    for p in made:
+    for w in dict.fromkeys(what):
+        if w == "figure9":
+            made.append(figure9())
+        elif w in ("tables", "table2", "table3"):
+            made += [p for p in (table(t) for t in (("table2", "table3") if w == "tables" else (w,))) if p]
+        else:
+            made += [p for p in [end_to_end(w)] if p]
+    for p in dict.fromkeys(made):
         print(p)
     return 0
 

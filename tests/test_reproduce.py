@@ -151,3 +151,10 @@ def test_methods_spec_covers_the_registry():
     from tlm_core.methods import methods
 
     assert {m for m, _ in FIGURES["methods"].methods} == {m.name for m in methods()}
+
+
+def test_plot_command_refuses_an_unknown_name(capsys):
+    from figures.plot import main
+
+    assert main(["tabel2"]) == 2  # once, an unknown name drew nothing and exited 0
+    assert "unknown tabel2" in capsys.readouterr().err
