@@ -201,7 +201,7 @@ def remeasure_stale(store: str | Path, target: ResolvedTarget, entries=None,
         extra = {"round": int(row.round), "prompt": row.prompt, "remeasure_of": row.key}
         cands.append(candidate(w, task, row.method, sch, program, **extra))
     log(f"measuring again {len(cands)} programs of {stale.task_hash.nunique()} subgraphs with integer inputs "
-        f"(measured on older inputs: worker.INPUTS {INPUTS})")
+        f"(measured on older inputs; now worker.INPUTS {INPUTS})")
     with Measurer(target, store, config) as m:
         m.measure(cands, desc="measure again (integer inputs)")
     return len(cands)
