@@ -129,6 +129,31 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert len(bench["untuned_subgraphs"]) == bench["tasks"] - 2  # reported, default code
     assert bench["max_abs_err"] < 1e-3 and bench["latency_ms"] > 0
 
+    # The profile attributes the model's time to its kernels: every fused function is a task, each
+    # task is called as often per run as its weight, and the tuned ones sit beside their records.
+    from tlm_core.measure.store import RecordStore
+    from tlm_core.profile import kernel_tasks, profile
+    from tlm_core.target import resolve_target
+
+    source, host = get_workload("bert_tiny"), resolve_target("host")
+    tasks = extract_tasks(source, host)
+    names = kernel_tasks(e2e.relax_module(source)[0], tasks)
+    assert {t.hash for t in names.values()} == {t.hash for t in tasks}
+    prof = profile(source, str(tmp_path / "db"), host, runs=2)
+    calls = {}
+    for row in prof["kernels"]:
+        calls[row["task_hash"]] = calls.get(row["task_hash"], 0) + row["calls"]
+    assert calls == {t.hash: 0 if t.name in prof["not_called"] else t.weight for t in tasks}
+    assert set(prof["not_called"]) == {"reshape2", "reshape7"}  # pure reshapes: the VM makes them views
+    assert sum(r["measured_ms"] is not None for r in prof["kernels"]) == 2 and prof["flagged"] == []
+    # A record claiming its kernel takes 1 ns: the kernel runs far slower in the model, and is flagged.
+    store = RecordStore(tmp_path / "db")
+    rec = next(r for r in store if r["status"] == "ok")
+    store.add({**rec, "key": rec["key"] + "-claim", "latency_s": 1e-9})
+    prof = profile(source, str(tmp_path / "db"), host, runs=2, min_share=0.0)
+    flagged = {r["task_hash"] for r in prof["kernels"] if r["flag"]}
+    assert flagged == {rec["task_hash"]}, prof["kernels"]
+
 
 def test_bench_pytorch_eager(capsys):
     out = run_cli(["bench", "bert_tiny", "--method", "pytorch", "--no-inductor", "--repeat", "2", "--json"], capsys)
@@ -146,3 +171,8 @@ def test_bad_requests_are_user_errors(tmp_path, capsys):
         run_cli(["tune", "bert_tiny", "--method", "random", "--budget", "0", "--out", str(tmp_path)], capsys)
     with pytest.raises(UserError, match="no record store"):
         run_cli(["compile", "bert_tiny", "--db", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.so")], capsys)
+    from tlm_core.cli import main
+
+    assert main(["profile", "bert_tiny", "--db", str(tmp_path / "nothing")]) == 2
+    assert main(["profile", "bert_tiny", "--runs", "0"]) == 2
+    assert "--runs must be at least 1" in capsys.readouterr().err

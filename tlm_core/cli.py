@@ -296,10 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     from tlm_core.e2e import register_cli as register_e2e
     from tlm_core.generate import register_cli as register_generate
     from tlm_core.hub import register_cli as register_dataset
+    from tlm_core.profile import register_cli as register_profile
 
     register_generate(sub)
     register_dataset(sub)
     register_e2e(sub)
+    register_profile(sub)
     return parser
 
 

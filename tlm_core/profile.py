@@ -1,0 +1,207 @@
+"""Per-kernel profile of a compiled model: each fused kernel's time inside the model next to the
+latency its record was measured at alone.
+
+Why: a model's end-to-end latency should be close to the weighted sum of its subgraphs' measured
+latencies (Figures 10 and 13 report both). When it is not, some kernel runs slower inside the model
+than in the measuring harness, and the subgraph tables built on those measurements are wrong for it.
+That is how the harness's integer-input bug was found (inputs version 1 filled integers with 0, so
+bert_tiny's attention mask masked everything: its softmax measured 0.22 ms and ran 2.5 ms in the
+model); this command finds such a kernel in one run.
+
+Timing uses the Relax VM's instrument hook (a callback before and after every call the VM makes):
+wall time per call of each fused PrimFunc, median over `runs` runs of the model. The hook's own cost
+(a Python call, a few microseconds) is inside each call's time, so tiny kernels read a little high.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tlm_core.errors import UserError
+from tlm_core.target import ResolvedTarget
+from tlm_core.ui import emit_json, log, progress
+
+
+def kernel_tasks(mod, tasks) -> dict:
+    """Fused PrimFunc name -> its task, matched by structural hash as task extraction makes them.
+
+    Names alone do not do: extraction merges structurally equal functions under the first one's name.
+    """
+    import tvm
+
+    from tlm_core.tasks import structural_hash
+
+    by_hash = {t.hash: t for t in tasks}
+    out = {}
+    for gv, func in mod.functions.items():
+        if not isinstance(func, tvm.tirx.PrimFunc):
+            continue
+        # MetaSchedule's extraction wraps each function as `main` of its own module.
+        for wrapped in (tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), tvm.IRModule({"main": func})):
+            task = by_hash.get(structural_hash(wrapped))
+            if task is not None:
+                out[gv.name_hint] = task
+                break
+    return out
+
+
+def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """(kernel -> per-call seconds over all runs, kernel -> calls per run), via the VM's instrument hook."""
+    times: dict[str, list[float]] = defaultdict(list)
+    started: list[float] = []
+
+    def hook(_func, symbol, before, _ret, *_args):
+        symbol = str(symbol)
+        if symbol in names:
+            if before:
+                started.append(time.perf_counter())
+            else:
+                times[symbol].append(time.perf_counter() - started.pop())
+        return 0  # VMInstrumentReturnKind.kNoOp: run the call as usual
+
+    vm.set_instrument(hook)
+    for _ in progress(range(runs), "profile runs", unit="run"):
+        vm["main"](*args)
+    calls = {k: len(v) // runs for k, v in times.items()}
+    return dict(times), calls
+
+
+def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int = 0, flag: float = 2.0,
+            min_share: float = 0.02) -> dict:
+    """Compile `source` with `db_dir`'s best records, run it, and compare each kernel with its record.
+
+    A kernel is flagged when it runs over `flag` times its measured latency in the model *and* the
+    excess is at least `min_share` of the model's latency: the hook's few microseconds per call alone
+    double the time of the smallest kernels, which changes nothing end to end.
+    """
+    import tvm
+    from tvm import relax
+
+    from tlm_core.e2e import _median_seconds, compile_model, relax_module, set_threads
+    from tlm_core.methods import best_records
+    from tlm_core.tasks import extract_tasks
+
+    if target.kind != "llvm":
+        raise UserError(f"tlm profile runs on the CPU only (target {target.kind}): use a CPU target")
+    if runs < 1:
+        raise UserError("--runs must be at least 1")
+    if flag <= 1.0:
+        raise UserError("--flag must be above 1 (a ratio of in-model to measured time)")
+    if not 0 <= min_share < 1:
+        raise UserError("--min-share must be in [0, 1) (a fraction of the end-to-end latency)")
+    set_threads(threads)
+    tasks = extract_tasks(source, target)
+    best = best_records(db_dir, tasks) if db_dir is not None else {}
+    mod, _, _ = relax_module(source)
+    names = kernel_tasks(mod, tasks)
+    module, inputs = source.build()
+    dev = tvm.cpu()
+    with tempfile.TemporaryDirectory(prefix="tlm-profile-") as tmp:
+        lib = Path(tmp) / "model.so"
+        built = compile_model(source, db_dir, lib, target)
+        vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
+        args = [tvm.runtime.tensor(x.numpy(), dev) for x in inputs]
+        end_to_end = _median_seconds(lambda: vm["main"](*args), max(10, runs))
+        times, calls = time_kernels(vm, args, set(names), runs)
+    rows = []
+    for name, ts in times.items():
+        task = names[name]
+        rec = best.get(task.hash)
+        per_call = statistics.median(ts)
+        measured = None if rec is None else float(rec["latency_s"])
+        ratio = None if not measured else per_call / measured
+        rows.append({"kernel": name, "task_hash": task.hash, "calls": calls[name],
+                     "model_ms_per_call": round(per_call * 1e3, 4),
+                     "model_ms": round(per_call * calls[name] * 1e3, 4),
+                     "measured_ms": None if measured is None else round(measured * 1e3, 4),
+                     "ratio": None if ratio is None else round(ratio, 2),
+                     "flag": ratio is not None and ratio > flag
+                     and (per_call - measured) * calls[name] >= min_share * end_to_end})
+    # Pure reshapes are tasks (extraction sees their PrimFuncs) but the VM runs them as views
+    # (vm.builtin.reshape): they cost nothing in the model, though their measured latency counts in
+    # a weighted subgraph sum.
+    for name, task in names.items():
+        if name not in times:
+            rec = best.get(task.hash)
+            measured = None if rec is None else round(float(rec["latency_s"]) * 1e3, 4)
+            rows.append({"kernel": name, "task_hash": task.hash, "calls": 0, "model_ms_per_call": None,
+                         "model_ms": 0.0, "measured_ms": measured,
+                         "ratio": None, "flag": False})
+    rows.sort(key=lambda r: -r["model_ms"])
+    kernels_ms = sum(r["model_ms"] for r in rows)
+    measured_sum = sum(r["measured_ms"] * r["calls"] for r in rows if r["measured_ms"] is not None)
+    return {"workload": source.name, "db": None if db_dir is None else str(db_dir), "runs": runs,
+            "threads": threads or None, "end_to_end_ms": round(end_to_end * 1e3, 4),
+            "kernels_ms": round(kernels_ms, 4),
+            # What the VM adds between kernels (allocation, builtins, the hook): end to end minus kernels.
+            "outside_kernels_ms": round(end_to_end * 1e3 - kernels_ms, 4),
+            "measured_sum_ms": round(measured_sum, 4), "flag_ratio": flag, "min_share": min_share,
+            "tuned_subgraphs": built["tuned"], "tasks": len(tasks),
+            "flagged": [r["kernel"] for r in rows if r["flag"]],
+            "not_called": [r["kernel"] for r in rows if r["calls"] == 0], "kernels": rows}
+
+
+def cmd_profile(args) -> None:
+    from tlm_core import workloads
+    from tlm_core.target import resolve_target
+
+    if args.threads < 0:
+        raise UserError("--threads must be >= 0 (0 = the TVM runtime's default)")
+    if args.db is not None and not (Path(args.db) / "records.jsonl").exists():
+        raise UserError(f"--db {args.db}: no record store there (records.jsonl); make one with `tlm tune`")
+    source = workloads.resolve(args.workload, args.module)
+    target = resolve_target(args.target)
+    out = profile(source, args.db, target, runs=args.runs, threads=args.threads, flag=args.flag,
+                  min_share=args.min_share)
+    if args.out:
+        import json
+
+        from tlm_core.provenance import provenance
+
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2))
+        sidecar = provenance(target, command="tlm profile", workload=source.name, db=args.db, runs=args.runs,
+                             threads=args.threads)
+        Path(str(path) + ".provenance.json").write_text(json.dumps(sidecar, indent=2, default=str))
+    if args.json:
+        emit_json(out)
+        return
+    print(f"{'kernel':<58} {'calls':>5} {'ms/call':>9} {'measured':>9} {'ratio':>6}")
+    for r in out["kernels"]:
+        if r["calls"] == 0:
+            continue
+        measured = "-" if r["measured_ms"] is None else f"{r['measured_ms']:.4f}"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['kernel'][:58]:<58} {r['calls']:>5} {r['model_ms_per_call']:>9.4f} {measured:>9} {ratio:>6}"
+              + ("  <-- slower in the model" if r["flag"] else ""))
+    print(f"end to end {out['end_to_end_ms']:.3f} ms = kernels {out['kernels_ms']:.3f} + outside kernels "
+          f"{out['outside_kernels_ms']:.3f}; measured latencies x calls {out['measured_sum_ms']:.3f} ms")
+    if out["not_called"]:
+        log(f"not kernels in the model (the VM runs them as views): {', '.join(out['not_called'])}")
+    if out["flagged"]:
+        log(f"{len(out['flagged'])} kernel(s) ran over {out['flag_ratio']}x their measured latency in the model, "
+            f"costing at least {out['min_share']:.0%} of its latency each: their measurements do not stand for the "
+            "model (look at the inputs the harness gives them)")
+
+
+def register_cli(subparsers) -> None:
+    """`tlm profile`."""
+    from tlm_core.cli import _add_source
+
+    p = subparsers.add_parser("profile", help="each kernel's time in the compiled model vs its measured latency")
+    _add_source(p)
+    p.add_argument("--db", metavar="DIR", help="record store of `tlm tune` (omit: TVM default code everywhere)")
+    p.add_argument("--runs", type=int, default=20, help="profiled runs of the model; medians per call")
+    p.add_argument("--threads", type=int, default=0, help="TVM runtime threads (0 = default: one per core)")
+    p.add_argument("--flag", type=float, default=2.0,
+                   help="mark kernels whose in-model time per call exceeds their measured latency this many times")
+    p.add_argument("--min-share", type=float, default=0.02,
+                   help="...and whose excess over it is at least this fraction of the model's latency")
+    p.add_argument("--out", metavar="FILE.json", help="also write the profile there, with a provenance sidecar")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_profile)
