@@ -88,3 +88,16 @@ def test_records_of_older_inputs_are_marked_stale_and_measured_again(host, tmp_p
     assert len(again) == 4 and (again.status == "ok").all() and set(again.task_hash) == {mk.hash, mm.hash}
     assert demonstrations.remeasure_stale(store, host, entries, config) == 0  # each program once
     assert len(demonstrations.frame(store)) == 6
+
+
+def test_stale_rule_of_exported_data_agrees_with_the_harness(host):
+    """Exported tables have prompts, not task modules: the prompt rule must pick exactly the tasks whose
+    records the harness keys by input version (bert_tiny has masks, gathered ids and float-only tasks)."""
+    from tlm_core.tasks import extract_tasks
+    from tlm_core.train import demonstrations
+    from tlm_core.workloads import get_workload
+
+    tasks = extract_tasks(get_workload("bert_tiny"), host)
+    by_prompt = [demonstrations.integer_inputs(demonstrations.prompt_text(t, host, 0)) for t in tasks]
+    assert by_prompt == [t.integer_inputs for t in tasks]
+    assert 0 < sum(by_prompt) < len(tasks)
