@@ -176,3 +176,22 @@ def test_bad_requests_are_user_errors(tmp_path, capsys):
     assert main(["profile", "bert_tiny", "--db", str(tmp_path / "nothing")]) == 2
     assert main(["profile", "bert_tiny", "--runs", "0"]) == 2
     assert "--runs must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_of_a_model_too_big_to_run_whole_reports_its_subgraph_sum(host, tmp_path):
+    """A `repeat` workload (built by weight scaling, as LLaMA-7B's shapes) cannot run whole: bench reports
+    the weighted sum of its subgraphs' best latencies, says so, and gives none while a subgraph lacks a record."""
+    from tlm_core.workloads.zoo import Workload
+
+    kw = (("heads", 2), ("hidden", 32), ("intermediate", 64))
+    scaled = Workload("bert_l3_scaled", "hf_bert", (((1, 16), "int64"),), "train", kw, repeat=("layers", 3))
+    with pytest.raises(UserError, match="too big to run whole"):
+        e2e.bench(scaled, host, method="untuned")
+    db = tmp_path / "db"
+    e2e.tune_workload(scaled, "random", 1, db, host, config=FAST, max_tasks=2)
+    res = e2e.bench(scaled, host, db_dir=db)
+    assert res["latency_ms"] is None and len(res["untuned_subgraphs"]) == len(extract_tasks(scaled, host)) - 2
+    whole = e2e.tune_workload(scaled, "random", 1, db, host, config=FAST)
+    res = e2e.bench(scaled, host, db_dir=db)
+    assert res["reports"].startswith("weighted sum") and res["untuned_subgraphs"] == []
+    assert res["latency_ms"] == pytest.approx(whole["weighted_latency_ms"], rel=1e-3)
