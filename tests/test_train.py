@@ -102,3 +102,24 @@ def test_ids_match_the_tokenizer():
     words = "<bos> tile n 4 ext 1000 limit 64 : <num> d1 d0 d2 d4 </num> <eos>".split()
     assert ids(words) == tokenizer().convert_tokens_to_ids(words)
     assert np.all(np.array(ids(words)) < len(tokenizer()))
+
+
+def test_model_card_tells_the_shipped_models_own_history(tmp_path, host):
+    """Shipping model-1 of a run that went on to model-2 lists only the SFT rounds that made model-1, and
+    the card counts the records timed on older measurement inputs apart."""
+    import pandas as pd
+
+    from tlm_core.train import card
+
+    it, pre = tmp_path / "iterate", tmp_path / "pretrain"
+    for d, loss in ((pre, 1.3), (it / "model-0", 1.2), (it / "model-1", 1.1), (it / "model-2", 1.0)):
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"steps": 10, "final_train_loss": loss, "seconds": 60}))
+        (d / "model.safetensors").write_bytes(b"0" * 1024)
+    records = pd.DataFrame({"status": ["ok", "ok", "error"], "task_hash": ["a", "a", "b"],
+                            "stale": [True, False, False]})
+    facts = card.ship(it / "model-1", tmp_path / "shipped", pre, it, records, host)
+    assert [r["model"] for r in facts["sft_rounds"]] == ["model-0", "model-1"]
+    text = (tmp_path / "shipped" / "README.md").read_text()
+    assert "SFT model-1" in text and "SFT model-2" not in text
+    assert "3 measured programs (2 valid) of 2 training subgraphs; 1 of them timed on older" in text

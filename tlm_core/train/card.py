@@ -33,7 +33,12 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
     rounds = []
     if iterate_dir:
         iterate_dir = Path(iterate_dir)
+        shipped = Path(model_dir).resolve()
+        # The rounds that made the shipped model: later models of the same run are not its history.
+        last = int(shipped.name.split("-")[1]) if shipped.parent == iterate_dir.resolve() else None
         for d in sorted(iterate_dir.glob("model-*"), key=lambda p: int(p.name.split("-")[1])):
+            if last is not None and int(d.name.split("-")[1]) > last:
+                continue
             if _summary(d):
                 rounds.append({"model": d.name, **_summary(d)})
     conv_path = Path(iterate_dir) / "convergence.jsonl" if iterate_dir else None
@@ -45,6 +50,8 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
         "sft_rounds": rounds,
         "measured_programs": len(records),
         "measured_ok": len(ok),
+        # Records of integer-input subgraphs timed on older measurement inputs: kept, not used.
+        "measured_stale": int(records["stale"].sum()) if "stale" in records else 0,
         "measured_subgraphs": int(records.task_hash.nunique()),
         "convergence": convergence,
         "training_hours": round((pre.get("seconds", 0) + sum(r.get("seconds", 0) for r in rounds)) / 3600, 2),
@@ -79,7 +86,9 @@ def _card(f: dict) -> str:
         f"{pre.get('seconds', 0) / 3600:.2f} h |"),
         f"| pretraining loss (decision values) | train {pre.get('final_train_loss')}, held-out {pre.get('final_eval_loss')} |",
         (f"| demonstration data | {f['measured_programs']:,} measured programs ({f['measured_ok']:,} valid) of "
-        f"{f['measured_subgraphs']:,} training subgraphs |"),
+        f"{f['measured_subgraphs']:,} training subgraphs"
+        + (f"; {f['measured_stale']:,} of them timed on older measurement inputs (integer-input subgraphs, "
+           "measured again; the old records are kept, not used)" if f.get("measured_stale") else "") + " |"),
     ]
     for r in f["sft_rounds"]:
         lines.append(f"| SFT {r['model']} | {r.get('train_sentences', 0):,} programs, {r.get('steps')} steps, "
