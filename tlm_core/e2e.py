@@ -21,6 +21,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tlm_core.errors import UserError
@@ -84,6 +85,22 @@ def _database(tasks, best: dict, target: ResolvedTarget):
 
 def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
     """Build the whole model into a Relax VM library with the best record per subgraph."""
+    return build_model(source, db_dir, out_file, target).summary
+
+
+@dataclass(frozen=True)
+class Built:
+    """A compiled model and what went into it, for callers that go on to run it (bench, profile)."""
+
+    summary: dict  # what `tlm compile` prints
+    tasks: list  # the model's tasks
+    best: dict  # task hash -> the record compiled in
+    fused: object  # the fused Relax module before the records were applied (its PrimFuncs are the tasks)
+    inputs: tuple  # the workload's example inputs
+
+
+def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
+    """`compile_model`, keeping the tasks, records, fused module and inputs it used."""
     import tvm
     from tvm import relax
     from tvm.relax import pipeline as rp
@@ -99,10 +116,10 @@ def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
         raise UserError(f"--db {db_dir}: no record store there (records.jsonl); make one with `tlm tune`")
     tasks = extract_tasks(source, target)
     best = best_records(db_dir, tasks) if db_dir is not None else {}
-    mod, _, _ = relax_module(source)
+    fused, inputs, _ = relax_module(source)
     db, used = _database(tasks, best, target)
     with target.tvm, db, tvm.transform.PassContext(opt_level=3):
-        mod = MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        mod = MetaScheduleApplyDatabase(enable_warning=False)(fused)
     # The pass marks the functions it replaced ("tirx.is_scheduled" in TVM 0.27, "tir." before).
     applied = sum(1 for _, f in mod.functions.items()
                   if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
@@ -126,10 +143,11 @@ def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
     missing = [t.name for t in tasks if t.hash not in best]
     if missing:
         log(f"{len(missing)} of {len(tasks)} subgraphs have no record: TVM default (unscheduled loops)")
-    return {"workload": source.name, "out": str(out_file), "tasks": len(tasks), "tuned": len(used),
-            "applied_functions": applied, "untuned": missing,
-            "fallback": "unscheduled loops (TVM default code on llvm)" if missing else None,
-            "db": None if db_dir is None else str(db_dir), "seconds": round(time.perf_counter() - start, 2)}
+    summary = {"workload": source.name, "out": str(out_file), "tasks": len(tasks), "tuned": len(used),
+               "applied_functions": applied, "untuned": missing,
+               "fallback": "unscheduled loops (TVM default code on llvm)" if missing else None,
+               "db": None if db_dir is None else str(db_dir), "seconds": round(time.perf_counter() - start, 2)}
+    return Built(summary, tasks, best, fused, inputs)
 
 
 # -- bench -----------------------------------------------------------------------------------------
@@ -243,7 +261,11 @@ def subgraph_sum(source, target: ResolvedTarget, db_dir) -> dict:
     from tlm_core.tasks import extract_tasks
 
     tasks = extract_tasks(source, target)
-    best = best_records(db_dir, tasks)
+    return weighted_sum(tasks, best_records(db_dir, tasks))
+
+
+def weighted_sum(tasks, best: dict) -> dict:
+    """`subgraph_sum` of tasks and their best records (task hash -> record)."""
     missing = [t.name for t in tasks if t.hash not in best]
     total = sum(t.weight * float(best[t.hash]["latency_s"]) for t in tasks if t.hash in best)
     return {"weighted_subgraph_sum_ms": None if missing else round(total * 1e3, 4), "tasks": len(tasks),
@@ -281,9 +303,10 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
         raise UserError("give --db DIR (a `tlm tune` output) or --method pytorch|untuned")
     with tempfile.TemporaryDirectory(prefix="tlm-bench-") as tmp:
         lib = os.path.join(tmp, "model.so")
-        built = compile_model(source, db_dir, lib, target)
+        model = build_model(source, db_dir, lib, target)
         res = bench_library(source, lib, target, repeat)
-    summed = subgraph_sum(source, target, db_dir)["weighted_subgraph_sum_ms"] if db_dir is not None else None
+    built = model.summary
+    summed = weighted_sum(model.tasks, model.best)["weighted_subgraph_sum_ms"] if db_dir is not None else None
     return {**common, "method": method or "db", "db": None if db_dir is None else str(db_dir),
             "reports": "end to end", **res, "weighted_subgraph_sum_ms": summed,
             "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],

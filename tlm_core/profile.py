@@ -40,12 +40,10 @@ def kernel_tasks(mod, tasks) -> dict:
     for gv, func in mod.functions.items():
         if not isinstance(func, tvm.tirx.PrimFunc):
             continue
-        # MetaSchedule's extraction wraps each function as `main` of its own module.
-        for wrapped in (tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), tvm.IRModule({"main": func})):
-            task = by_hash.get(structural_hash(wrapped))
-            if task is not None:
-                out[gv.name_hint] = task
-                break
+        # MetaSchedule's extraction makes each function `main` of its own module.
+        task = by_hash.get(structural_hash(tvm.IRModule({"main": func.with_attr("global_symbol", "main")})))
+        if task is not None:
+            out[gv.name_hint] = task
     return out
 
 
@@ -81,9 +79,7 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
     import tvm
     from tvm import relax
 
-    from tlm_core.e2e import _median_seconds, compile_model, relax_module, set_threads
-    from tlm_core.methods import best_records
-    from tlm_core.tasks import extract_tasks
+    from tlm_core.e2e import _median_seconds, build_model, set_threads
 
     if target.kind != "llvm":
         raise UserError(f"tlm profile runs on the CPU only (target {target.kind}): use a CPU target")
@@ -94,17 +90,14 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
     if not 0 <= min_share < 1:
         raise UserError("--min-share must be in [0, 1) (a fraction of the end-to-end latency)")
     set_threads(threads)
-    tasks = extract_tasks(source, target)
-    best = best_records(db_dir, tasks) if db_dir is not None else {}
-    mod, _, _ = relax_module(source)
-    names = kernel_tasks(mod, tasks)
-    module, inputs = source.build()
     dev = tvm.cpu()
     with tempfile.TemporaryDirectory(prefix="tlm-profile-") as tmp:
         lib = Path(tmp) / "model.so"
-        built = compile_model(source, db_dir, lib, target)
+        built = build_model(source, db_dir, lib, target)
+        tasks, best = built.tasks, built.best
+        names = kernel_tasks(built.fused, tasks)
         vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
-        args = [tvm.runtime.tensor(x.numpy(), dev) for x in inputs]
+        args = [tvm.runtime.tensor(x.numpy(), dev) for x in built.inputs]
         end_to_end = _median_seconds(lambda: vm["main"](*args), max(10, runs))
         times, calls = time_kernels(vm, args, set(names), runs)
     rows = []
@@ -140,7 +133,7 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
             # What the VM adds between kernels (allocation, builtins, the hook): end to end minus kernels.
             "outside_kernels_ms": round(end_to_end * 1e3 - kernels_ms, 4),
             "measured_sum_ms": round(measured_sum, 4), "flag_ratio": flag, "min_share": min_share,
-            "tuned_subgraphs": built["tuned"], "tasks": len(tasks),
+            "tuned_subgraphs": built.summary["tuned"], "tasks": len(tasks),
             "flagged": [r["kernel"] for r in rows if r["flag"]],
             "not_called": [r["kernel"] for r in rows if r["calls"] == 0], "kernels": rows}
 
@@ -151,8 +144,6 @@ def cmd_profile(args) -> None:
 
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0 = the TVM runtime's default)")
-    if args.db is not None and not (Path(args.db) / "records.jsonl").exists():
-        raise UserError(f"--db {args.db}: no record store there (records.jsonl); make one with `tlm tune`")
     source = workloads.resolve(args.workload, args.module)
     target = resolve_target(args.target)
     out = profile(source, args.db, target, runs=args.runs, threads=args.threads, flag=args.flag,
