@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 
 import pandas as pd
@@ -51,6 +52,9 @@ def test_speedup_counts_failures_and_weights():
     assert out["overall_speedup"] == pytest.approx((2 * 2 + 2) / (2 * 1 + 2))
     assert out["failures_method"] == 1 and out["failures_baseline"] == 0
     assert out["failed_subgraphs"] == "method:c"
+    # Each subgraph once: speedups 2 (a) and 1 (b); a holds 4 of the baseline's 6 weighted seconds.
+    assert out["geomean_speedup"] == pytest.approx(2**0.5, rel=1e-3) and out["wins"] == 1
+    assert out["top3_share"] == pytest.approx(1.0)
     assert reproduce._weighted([a, b, c], method) is None  # a failure is never summed away
 
 
@@ -88,7 +92,17 @@ def test_smoke_table2(tmp_path):
     assert prov["scale"] == "smoke" and prov["tlm_invalid"] == 0 and prov["git_commit"]
     assert prov["retime_rounds"] == 3 and prov["retime_failed"] == []
     assert prov["checkpoint"]["sha256"] and prov["checkpoint"]["measured_programs"] > 0
-    assert "| Times |" in (out / "table.md").read_text()
+    assert (out / "table.md").read_text().count("| Times |") == 2  # total-latency and geometric-mean grids
+    # Re-tabulating from subgraphs.csv alone gives the cells the run computed from its records.
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    reproduce.retabulate(again)
+    redone = pd.read_csv(again / "table.csv")
+    for col in ("overall_speedup", "geomean_speedup", "wins"):
+        assert redone[col].tolist() == pytest.approx(cells[col].tolist(), rel=1e-3, nan_ok=True)
+    assert json.loads((again / "provenance.json").read_text())["retabulated"]["git_commit"]
+    rows = reproduce.compare([out, again])
+    assert [r["row"] for r in rows] == [f"tlm@{k}" for k in scale.tlm_times] * 2
     assert res["claims"]["compile_time_speedup_at_equal_performance"]["tlm_compile_seconds"] > 0
     # The figure is drawn from these results alone.
     from figures.plot import table
