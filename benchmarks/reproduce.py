@@ -189,10 +189,15 @@ def trials_in_order(spec: TableSpec) -> dict[str, list[tuple[str, float]]]:
 
 # -- the tables -------------------------------------------------------------------------------------
 def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed: int = 0,
-               resume: bool = False) -> list[dict]:
+               resume: bool = False, challenger: Path | None = None) -> list[dict]:
     """Measure one or more tables in one sitting: one Measurer and one record store, so that every
     number of every table is measured side by side; a subgraph shared by two tables is generated and
-    measured once (content keys)."""
+    measured once (content keys).
+
+    `challenger`: a second checkpoint whose TLM rows are measured in the same sitting (its finalists
+    re-timed interleaved with the shipped model's), tabulated into `<out>-challenger/`. Two models
+    compared across sittings differ by the machine's drift as much as by their programs.
+    """
     from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer
     from tlm_core.methods import extra_json
 
@@ -217,7 +222,8 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
     with Measurer(target, store, MeasureConfig()) as m:
         # 1. TLM: the greedy program, then samples.
         times = sorted({k for p in plans for k in p["scale"].tlm_times})
-        tlm, gen_s, invalid = _tlm_candidates(union, target, times, seed)
+        models = {"": _checkpoint()} | ({"challenger": Path(challenger)} if challenger else {})
+        gens = {name: _tlm_candidates(union, target, times, seed, ckpt) for name, ckpt in models.items()}
         # 2. Each baseline's best programs at each column's trials (and the claims' checkpoints).
         for p in plans:
             spec, tried = p["spec"], trials_in_order(p["spec"])
@@ -237,7 +243,8 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         roller, roller_s = _roller_candidates(union, target, budget, seed) if budget else ({}, {})
         # All of a subgraph's candidates together: its unscheduled reference (naive loops, up to a
         # minute for the biggest subgraphs) then runs once, not once per method.
-        everything: dict[str, list] = {t.hash: [*tlm[t.hash], *roller.get(t.hash, [])] for _, t in union}
+        everything: dict[str, list] = {t.hash: [*(c for g in gens.values() for c in g[0][t.hash]),
+                                                *roller.get(t.hash, [])] for _, t in union}
         for p in plans:
             for cands in p["base"].values():
                 for c in cands:
@@ -247,15 +254,18 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         # 4. The finalists: each cell's winning program per subgraph, selected by the timing above, is
         # valued by RETIME fresh timings (Measurer.retime: the best of many single timings is biased
         # low, and more so for the method with more candidates).
-        finalists = [w for p in plans for cands in _cell_candidates(p, tlm, roller).values()
+        finalists = [w for p in plans for g in gens.values() for cands in _cell_candidates(p, g[0], roller).values()
                      for w in _winners(cands, records, m.key).values()]
         finalists.sort(key=lambda c: c.task.hash)  # a subgraph's finalists side by side
         retimed = {m.key(c): recs for c, recs in zip(finalists, m.retime(finalists, RETIME, "re-time the finalists"))}
         key = m.key
 
-    ctx = {"records": records, "retimed": retimed, "key": key, "tlm": tlm, "gen_s": gen_s, "invalid": invalid,
-           "roller": roller, "roller_s": roller_s, "target": target, "seed": seed, "started": started}
-    return [_tabulate(p, outs[p["spec"].name], ctx) for p in plans]
+    ctx = {"records": records, "retimed": retimed, "key": key, "roller": roller, "roller_s": roller_s,
+           "target": target, "seed": seed, "started": started}
+    out_of = {"": lambda d: d, "challenger": lambda d: d.with_name(d.name + "-challenger")}
+    return [_tabulate(p, out_of[name](outs[p["spec"].name]),
+                      {**ctx, "tlm": tlm, "gen_s": gen_s, "invalid": invalid, "checkpoint": models[name]})
+            for name, (tlm, gen_s, invalid) in gens.items() for p in plans]
 
 
 def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
@@ -311,7 +321,7 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
     prov = provenance(ctx["target"], scale=scale.name, table=spec.name, seed=ctx["seed"], scale_settings=asdict(scale),
                       subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
                       wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
-                      checkpoint=checkpoint_identity(_checkpoint()), tlm_rows=rows, retime_rounds=RETIME,
+                      checkpoint=checkpoint_identity(ctx["checkpoint"]), tlm_rows=rows, retime_rounds=RETIME,
                       retime_failed=retime_failed)
     out.mkdir(parents=True, exist_ok=True)
     _write(out, spec, cells, per_sub, claims, prov)
@@ -384,7 +394,7 @@ def _checkpoint():
     return checkpoint()
 
 
-def _tlm_candidates(entries, target, times: list[int], seed: int):
+def _tlm_candidates(entries, target, times: list[int], seed: int, checkpoint: Path):
     """Per task hash: [greedy, then max(times)-1 samples] distinct candidates; per task hash and k, the
     seconds to generate TLM@k's programs (greedy + k-1 samples, each k timed by its own generation run
     with the same seed); the invalid count over all runs (0 by construction)."""
@@ -392,10 +402,10 @@ def _tlm_candidates(entries, target, times: list[int], seed: int):
     from tlm_core.model import load
     from tlm_core.train.demonstrations import generated_candidates
 
-    model, _ = load(_checkpoint())
+    model, _ = load(checkpoint)
     kmax = max(times)
     lists, seconds, invalid = {}, {}, 0
-    for w, t in progress(entries, "tlm: generate", unit="subgraph"):
+    for w, t in progress(entries, f"tlm ({checkpoint.name}): generate", unit="subgraph"):
         s = task_seed(seed, t.hash)
         greedy, r1 = generated_candidates(model, w, t, target, 1, s, temperature=0.0)
         cands, by_k, invalid = list(greedy), {1: r1.seconds}, invalid + r1.invalid
@@ -712,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default="host")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
+    p.add_argument("--challenger", metavar="CHECKPOINT",
+                   help="tables: also measure this model's TLM rows in the same sitting (into <out>-challenger/)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     args = p.parse_args(argv)
     try:
@@ -736,8 +748,10 @@ def main(argv: list[str] | None = None) -> int:
             names = {"tables": list(TABLES), "claims": ["table2"]}.get(args.what, [args.what])
             root = Path(args.out) if args.out else REPO_ROOT / "results"
             outs = {n: root / n / args.scale for n in names}
+            if args.challenger and not (Path(args.challenger) / "config.json").exists():
+                raise UserError(f"--challenger {args.challenger}: no trained model there (no config.json)")
             res = run_tables([TABLES[n] for n in names], args.scale, outs, resolve_target(args.target), args.seed,
-                             args.resume)
+                             args.resume, challenger=args.challenger)
             claims = write_claims(root, args.scale)
             if args.what == "claims":
                 res = claims

@@ -73,7 +73,9 @@ def test_unknown_artefact_is_a_clear_error(capsys):
 def test_smoke_table2(tmp_path):
     """The whole pipeline at smoke scale: generate, measure, re-measure the shipped log, tabulate."""
     out = tmp_path / "table2" / "smoke"
-    (res,) = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": out}, _host())
+    # The same model again as the challenger: the same programs, so the same cells (below).
+    res, res_c = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": out}, _host(),
+                                      challenger=reproduce._checkpoint())
     scale = TABLES["table2"].scales["smoke"]
     cells = pd.read_csv(out / "table.csv")
     assert len(cells) == (len(scale.tlm_times) + 1) * (len(scale.trials) + 1)
@@ -102,6 +104,10 @@ def test_smoke_table2(tmp_path):
         assert redone[col].tolist() == pytest.approx(cells[col].tolist(), rel=1e-3, nan_ok=True)
     assert json.loads((again / "provenance.json").read_text())["retabulated"]["git_commit"]
     rows = reproduce.compare([out, again])
+    # A challenger measured in the same sitting is tabulated beside the run, from the same records.
+    assert res_c["out"] == str(out.with_name("smoke-challenger"))
+    challenged = pd.read_csv(out.with_name("smoke-challenger") / "table.csv")
+    assert challenged.overall_speedup.tolist() == pytest.approx(cells.overall_speedup.tolist(), nan_ok=True)
     assert [r["row"] for r in rows] == [f"tlm@{k}" for k in scale.tlm_times] * 2
     assert res["claims"]["compile_time_speedup_at_equal_performance"]["tlm_compile_seconds"] > 0
     # The figure is drawn from these results alone.
