@@ -674,7 +674,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
             else:
                 log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
                 rows += _e2e_rows(row, source, method, out, target, seed, resume)
-            pd.DataFrame(rows).to_csv(csv, index=False)
+            pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)  # budgets stay integers on resume
     prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                       methods=[[m, b] for m, b in spec.methods], wall_seconds=round(time.perf_counter() - started, 1),
                       resumed=bool(done), checkpoint=checkpoint_identity(_checkpoint()))
