@@ -109,24 +109,30 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     ok = rows[rows.status == "ok"]
     workloads = list(dict.fromkeys(rows.workload))
     methods = list(dict.fromkeys(ok.method))
+    # A second panel with each method's compile time (search or generation, builds, measurements)
+    # where the run has them: a latency is only half of a tuning method's result.
+    panels = ["latency_ms"] + (["compile_seconds"] if "compile_seconds" in ok and ok.compile_seconds.notna().any()
+                               else [])
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(workloads), 3.4))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(2 + 1.6 * len(workloads), 3.4 * len(panels)), squeeze=False)
     width = 0.8 / max(1, len(methods))
-    for j, m in enumerate(methods):
-        lat = [ok[(ok.workload == w) & (ok.method == m)].latency_ms for w in workloads]
-        ys = [v.iloc[0] if len(v) else float("nan") for v in lat]
-        label = LABELS.get(m, m) if ok[ok.method == m].budget.isna().all() else \
-            f"{LABELS.get(m, m)} (budget {int(ok[ok.method == m].budget.iloc[0])})"
-        ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
-    ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(workloads))], workloads)
-    ax.set_ylabel("end-to-end latency (ms)")
-    finite = ok.latency_ms.dropna()
-    if len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades
-        ax.set_yscale("log")
+    for ax, col in zip(axes[:, 0], panels):
+        for j, m in enumerate(methods):
+            vals = [ok[(ok.workload == w) & (ok.method == m)][col] for w in workloads]
+            ys = [v.iloc[0] if len(v) else float("nan") for v in vals]
+            label = LABELS.get(m, m) if ok[ok.method == m].budget.isna().all() else \
+                f"{LABELS.get(m, m)} (budget {int(ok[ok.method == m].budget.iloc[0])})"
+            ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
+        ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(workloads))], workloads)
+        ax.set_ylabel({"latency_ms": "end-to-end latency (ms)", "compile_seconds": "compile time (s)"}[col])
+        finite = ok[col].dropna()
+        if len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades
+            ax.set_yscale("log")
     missing = rows[rows.status != "ok"]
     note = "; ".join(sorted({f"{LABELS.get(r.method, r.method)}: {r.status}" for r in missing.itertuples()}))
-    ax.set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""), fontsize=7)
-    ax.legend(fontsize=7)
+    axes[0, 0].set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""),
+                         fontsize=7)
+    axes[0, 0].legend(fontsize=7)
     return _save(plt, fig, out, name)
 
 
