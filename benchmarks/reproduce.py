@@ -661,6 +661,15 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     done = pd.read_csv(csv).to_dict("records") if resume and csv.exists() else []
     done_keys = {(r["workload"], r["method"].split("-")[0]) for r in done if r.get("status") == "ok"}
     rows = [r for r in done if (r["workload"], r["method"].split("-")[0]) in done_keys]
+    def sidecar(finished: bool) -> dict:
+        # Written with every row, so a stopped run's rows have their provenance too (finished: false).
+        prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
+                          methods=[[m, b] for m, b in spec.methods],
+                          wall_seconds=round(time.perf_counter() - started, 1), resumed=bool(done),
+                          finished=finished, checkpoint=checkpoint_identity(_checkpoint()))
+        (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+        return prov
+
     for name in spec.workloads[scale]:
         source = get_workload(name)
         for method, budgets in spec.methods:
@@ -675,10 +684,8 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
                 log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
                 rows += _e2e_rows(row, source, method, out, target, seed, resume)
             pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)  # budgets stay integers on resume
-    prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
-                      methods=[[m, b] for m, b in spec.methods], wall_seconds=round(time.perf_counter() - started, 1),
-                      resumed=bool(done), checkpoint=checkpoint_identity(_checkpoint()))
-    (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+            sidecar(finished=False)
+    prov = sidecar(finished=True)
     return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
 
 
