@@ -200,8 +200,10 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
     """
     from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer
     from tlm_core.methods import extra_json
+    from tlm_core.provenance import code_state
 
     started = time.perf_counter()
+    code_state()  # the commit this run starts from is the one its provenance names
     plans = []
     for spec in specs:
         scale = spec.scales[scale_name]
@@ -652,11 +654,12 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     import pandas as pd
 
     from tlm_core.methods import get_method
-    from tlm_core.provenance import checkpoint_identity, provenance
+    from tlm_core.provenance import checkpoint_identity, code_state, provenance
     from tlm_core.workloads import get_workload
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    code_state()  # the commit this run starts from is the one its provenance names
     csv = out / "e2e.csv"
     done = pd.read_csv(csv).to_dict("records") if resume and csv.exists() else []
     done_keys = {(r["workload"], r["method"].split("-")[0]) for r in done if r.get("status") == "ok"}

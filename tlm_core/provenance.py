@@ -6,6 +6,7 @@ import platform
 import subprocess
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from tlm_core.paths import REPO_ROOT
@@ -14,9 +15,18 @@ from tlm_core.tvm_env import versions
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(["git", *args], check=False, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
+
+
+@cache
+def code_state() -> tuple[str, bool]:
+    """(commit, dirty) of the code this process runs: read at the first call and kept, so that a run
+    which commits happen beside (hours of measuring) names the commit it started from, not a later
+    one. Long drivers call it when they start."""
+    return _git("rev-parse", "HEAD") or "unknown", bool(_git("status", "--porcelain", "--untracked-files=no"))
 
 
 def cpu_model() -> str:
@@ -32,8 +42,8 @@ def cpu_model() -> str:
 def provenance(target=None, **extra) -> dict:
     """The provenance sidecar of a result: add scale, seeds and settings as keyword arguments."""
     return {
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": code_state()[0],
+        "git_dirty": code_state()[1],
         "versions": versions(),
         "cpu": cpu_model(),
         "machine": platform.machine(),
