@@ -32,7 +32,7 @@ def _save(plt, fig, out: Path, name: str) -> Path:
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, bbox_inches="tight")  # legends placed outside the axes stay in
     plt.close(fig)
     return path
 
@@ -114,7 +114,7 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     panels = ["latency_ms"] + (["compile_seconds"] if "compile_seconds" in ok and ok.compile_seconds.notna().any()
                                else [])
     plt = _plt()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(2 + 1.6 * len(workloads), 3.4 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(4 + 1.6 * len(workloads), 3.4 * len(panels)), squeeze=False)
     width = 0.8 / max(1, len(methods))
     for ax, col in zip(axes[:, 0], panels):
         for j, m in enumerate(methods):
@@ -132,7 +132,7 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     note = "; ".join(sorted({f"{LABELS.get(r.method, r.method)}: {r.status}" for r in missing.itertuples()}))
     axes[0, 0].set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""),
                          fontsize=7)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: bars span the axes
     return _save(plt, fig, out, name)
 
 
