@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -52,7 +53,7 @@ def test_convergence_log_one_point_per_round(tmp_path):
     assert [(r["round"], r["programs"]) for r in read_convergence(log)] == [(0, 10), (1, 15), (2, 20)]
     shipped = read_convergence(Path(__file__).parents[1] / "data/training/iterate/convergence.jsonl")
     assert [r["round"] for r in shipped] == list(range(len(shipped)))
-    assert all(a["programs"] < b["programs"] for a, b in zip(shipped, shipped[1:]))
+    assert all(a["programs"] < b["programs"] for a, b in itertools.pairwise(shipped))
 
 
 def test_records_of_older_inputs_are_marked_stale_and_measured_again(host, tmp_path):
@@ -101,3 +102,21 @@ def test_stale_rule_of_exported_data_agrees_with_the_harness(host):
     by_prompt = [demonstrations.integer_inputs(demonstrations.prompt_text(t, host, 0)) for t in tasks]
     assert by_prompt == [t.integer_inputs for t in tasks]
     assert 0 < sum(by_prompt) < len(tasks)
+
+
+def test_a_fresh_clone_resumes_from_the_committed_export(tmp_path):
+    """The store is not committed: restore() seeds an empty one from the export, records unchanged,
+    so `tlm train iterate` on a fresh clone skips what was measured instead of measuring it again."""
+    import pandas as pd
+
+    from tlm_core.train import demonstrations
+
+    export = tmp_path / "records.parquet"
+    pd.read_parquet(demonstrations.EXPORT).head(25).to_parquet(export)
+    store = tmp_path / "store"
+    assert demonstrations.restore(store, export) == 25
+    cols = ["key", "task_hash", "sketch", "decisions", "status", "latency_s", "inputs", "stale"]
+    again = demonstrations.frame(store)[cols].sort_values("key").reset_index(drop=True)
+    shipped = pd.read_parquet(export)[cols].sort_values("key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, shipped, check_dtype=False)
+    assert demonstrations.restore(store, export) == 0  # a store that holds records is never overwritten

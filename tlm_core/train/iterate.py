@@ -164,6 +164,11 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
         raise UserError(f"{out} holds an iterative run with other settings (only --rounds may change): "
                         "use another --out")
     saved.write_text(json.dumps(asdict(cfg), indent=2))
+    # The store itself is not committed: on a fresh clone, seed it from the committed export, or the
+    # resumed rounds would measure every program again and the convergence log would restart from 0.
+    restored = demonstrations.restore(cfg.store)
+    if restored:
+        log(f"restored {restored} measured records into {cfg.store} from {demonstrations.EXPORT}")
     # spawn: TVM's thread pools do not survive fork.
     measurer = multiprocessing.get_context("spawn").Process(target=_measure_main, args=(cfg, str(out), target))
     measurer.start()
