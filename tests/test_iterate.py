@@ -120,3 +120,31 @@ def test_a_fresh_clone_resumes_from_the_committed_export(tmp_path):
     shipped = pd.read_parquet(export)[cols].sort_values("key").reset_index(drop=True)
     pd.testing.assert_frame_equal(again, shipped, check_dtype=False)
     assert demonstrations.restore(store, export) == 0  # a store that holds records is never overwritten
+
+
+def test_a_run_measured_on_one_cpu_does_not_go_on_on_another(host, tmp_path):
+    """Latencies of two machines are not comparable: a resume on other hardware stops with a one-line
+    error, the shipped run names the CPU it was measured on, and SFT picks the best programs per target."""
+    import dataclasses
+    from pathlib import Path
+
+    import pandas as pd
+
+    from tlm_core.errors import UserError
+    from tlm_core.target import ResolvedTarget
+    from tlm_core.train import demonstrations
+    from tlm_core.train.iterate import _check_machine
+
+    _check_machine(tmp_path, host)  # the first call records the machine
+    _check_machine(tmp_path, host)  # the same machine goes on
+    other = ResolvedTarget(dataclasses.replace(host.hardware, mcpu="other", l2_kb=host.hardware.l2_kb + 1))
+    with pytest.raises(UserError, match="cannot go on here"):
+        _check_machine(tmp_path, other)
+    shipped = json.loads((Path(__file__).parents[1] / "data/training/iterate/target.json").read_text())
+    assert shipped["mcpu"] and shipped["simd_bits"] > 0
+
+    row = {"status": demonstrations.OK, "validation": False, "task_hash": "t", "stale": False}
+    df = pd.DataFrame([{**row, "target": "A", "latency_s": 2.0}, {**row, "target": "A", "latency_s": 1.0},
+                       {**row, "target": "B", "latency_s": 5.0}])
+    best = demonstrations.best_programs(df)
+    assert sorted(zip(best.target, best.latency_s)) == [("A", 1.0), ("B", 5.0)]

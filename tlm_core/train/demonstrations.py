@@ -147,7 +147,7 @@ def mark_stale(df):
     Also for tables exported before the `inputs` column existed (their records are all of scheme 1).
     """
     if len(df):
-        inputs = df["inputs"] if "inputs" in df else 1
+        inputs = df.get("inputs", 1)
         df = df.assign(inputs=inputs)
         df["stale"] = df.prompt.map(integer_inputs) & (df.inputs != INPUTS)
     return df
@@ -246,7 +246,8 @@ def best_programs(df, per_task: int = 1, current_only: bool = True):
     df = current(df) if current_only else df
     ok = df[(df.status == OK) & ~df.validation]
     ok = ok.sort_values("latency_s", kind="stable")
-    return ok.groupby("task_hash", sort=False).head(per_task).reset_index(drop=True)
+    # Per target too: latencies of two machines are not comparable (each prompt names its hardware).
+    return ok.groupby(["target", "task_hash"], sort=False).head(per_task).reset_index(drop=True)
 
 
 def load_records(source: str | Path):

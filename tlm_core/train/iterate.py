@@ -57,9 +57,11 @@ def read_convergence(path: str | Path) -> list[dict]:
     return [last[k] for k in sorted(last)]
 
 
-def convergence_point(store: str, entries, round_: int) -> dict:
-    """Best weighted latency of the training subgraphs that have a valid program, and counts."""
+def convergence_point(store: str, entries, round_: int, target: ResolvedTarget) -> dict:
+    """Best weighted latency of the training subgraphs that have a valid program, and counts: of the
+    records measured on `target` only (a store may hold another machine's, not comparable)."""
     df = demonstrations.current(demonstrations.frame(store))  # a program measured again counts once
+    df = df[df.target == target.hardware.to_json()] if len(df) else df
     ok = df[df.status == demonstrations.OK]
     best = ok.groupby("task_hash").latency_s.min()
     weights = {t.hash: t.weight for _, t in entries}
@@ -99,7 +101,7 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
     conv = out / "convergence.jsonl"
     if not conv.exists():
         with open(conv, "a") as f:
-            f.write(json.dumps({**convergence_point(cfg.store, entries, 0), "model": "random"}) + "\n")
+            f.write(json.dumps({**convergence_point(cfg.store, entries, 0, target), "model": "random"}) + "\n")
     for i in range(1, cfg.rounds + 1):
         if (out / f"round-{i}.measured").exists():
             continue
@@ -117,7 +119,7 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
         with Measurer(target, cfg.store, demonstrations.DEMO_MEASURE) as m:
             m.measure(cands, desc=f"measure batch {i}")
         with open(conv, "a") as f:
-            f.write(json.dumps({**convergence_point(cfg.store, entries, i), "model": f"model-{newest}"}) + "\n")
+            f.write(json.dumps({**convergence_point(cfg.store, entries, i, target), "model": f"model-{newest}"}) + "\n")
         (out / f"round-{i}.measured").write_text(json.dumps({"candidates": len(cands), "invalid": invalid,
                                                                     "model": newest}))
 
@@ -150,6 +152,23 @@ def _measure_main(cfg: IterateConfig, out: str, target: ResolvedTarget) -> None:
     measure_loop(cfg, Path(out), target)
 
 
+def _check_machine(out: Path, target: ResolvedTarget) -> None:
+    """A run measures on one machine: its convergence curve and its rounds' latencies mean nothing
+    mixed with another CPU's. The first call records the target; a resume on other hardware stops."""
+    path = out / "target.json"
+    hw = json.loads(target.hardware.to_json())
+    if not path.exists():
+        path.write_text(json.dumps(hw, indent=2, sort_keys=True) + "\n")
+        return
+    ran = json.loads(path.read_text())
+    if ran != hw:
+        from tlm_core.errors import UserError
+
+        raise UserError(f"{out} was measured on {ran.get('mcpu')} ({ran.get('simd_bits')}-bit SIMD), this machine "
+                        f"is {hw['mcpu']} ({hw['simd_bits']}-bit): its rounds cannot go on here; start a run "
+                        "for this machine with another --out (and its own round 0: `tlm train collect`)")
+
+
 def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict:
     """Run both loops (the measurer in a child process) until every round is done; resumable."""
     import multiprocessing
@@ -163,6 +182,7 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
 
         raise UserError(f"{out} holds an iterative run with other settings (only --rounds may change): "
                         "use another --out")
+    _check_machine(out, target)
     saved.write_text(json.dumps(asdict(cfg), indent=2))
     # The store itself is not committed: on a fresh clone, seed it from the committed export, or the
     # resumed rounds would measure every program again and the convergence log would restart from 0.
