@@ -93,6 +93,25 @@ def log_info(spec: TableSpec) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"trials": 0, "segments": []}
 
 
+def log_machines(info: dict, target) -> str | None:
+    """None when every segment of the log was searched on this hardware, else what differs, in words.
+
+    A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
+    that machine's timings) and its search seconds (the claims' baseline time) are that machine's.
+    """
+    here = {**asdict(target.hardware), "features": list(target.hardware.features)}
+    other = []
+    for seg in info["segments"]:
+        t = {k: v for k, v in (seg.get("provenance", {}).get("target") or {}).items() if k != "tvm"}
+        if t != here:
+            other.append(f"{t.get('mcpu', '?')} ({t.get('simd_bits', '?')}-bit SIMD, L2 {t.get('l2_kb', '?')} KiB)")
+    if not other:
+        return None
+    return (f"searched on {', '.join(sorted(set(other)))}; this machine is {here['mcpu']} ({here['simd_bits']}-bit "
+            f"SIMD, L2 {here['l2_kb']} KiB): the log's programs are re-measured here, but which ones (chosen by "
+            "that machine's timings) and the search seconds (the claims' baseline time) are that machine's")
+
+
 #: MetaSchedule keeps searching a subgraph whose space it has exhausted (an element-wise subgraph with
 #: one distinct program is asked for 63 more, a population of 2048 at a time): a search that commits no
 #: trial for this long after its first commit is stopped, and timed to its last committed trial.
@@ -215,7 +234,11 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         if info["trials"] == 0:
             raise UserError(f"no search log of {spec.baseline} at {log_dir(spec)}; run `python -m "
                             f"benchmarks.reproduce search {spec.name} --trials 64` (or use --scale full)")
-        plans.append({"spec": spec, "scale": scale, "entries": subgraphs(spec, scale.subgraphs), "info": info})
+        elsewhere = None if scale.search_live else log_machines(info, target)
+        if elsewhere:
+            log(f"{spec.name}: the {spec.baseline} log was {elsewhere}")
+        plans.append({"spec": spec, "scale": scale, "entries": subgraphs(spec, scale.subgraphs), "info": info,
+                      "elsewhere": elsewhere})
     union = list({t.hash: (w, t) for p in plans for w, t in p["entries"]}.values())
     store = cache_dir() / "reproduce" / f"{'-'.join(s.name for s in specs)}-{scale_name}" / "store"
     if store.exists() and not resume:
@@ -318,20 +341,20 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
                 "hash": t.hash, "weight": t.weight, "best_ms": ms(b.get(t.hash)),
                 "selected_ms": ms(selected.get((label, t.hash)))}
                for label, b in methods.items() for w, t in entries]
-    cells = _cells(spec, scale, tasks, methods, points, info["trials"])
+    cells = _cells(spec, scale, tasks, methods, points, info["trials"], plan.get("elsewhere"))
     claims = _claims(spec, scale, tasks, methods, rows, points, plan, roller)
     prov = provenance(ctx["target"], scale=scale.name, table=spec.name, seed=ctx["seed"], scale_settings=asdict(scale),
                       subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
                       wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
                       checkpoint=checkpoint_identity(ctx["checkpoint"]), tlm_rows=rows, retime_rounds=RETIME,
-                      retime_failed=retime_failed)
+                      retime_failed=retime_failed, baseline_log_machine=plan.get("elsewhere") or "this machine")
     out.mkdir(parents=True, exist_ok=True)
     _write(out, spec, cells, per_sub, claims, prov)
     return {"table": spec.name, "scale": scale.name, "out": str(out), "cells": cells, "claims": claims,
             "wall_seconds": prov["wall_seconds_of_the_sitting"]}
 
 
-def _cells(spec, scale, tasks, methods: dict, points, log_trials: int) -> list[dict]:
+def _cells(spec, scale, tasks, methods: dict, points, log_trials: int, elsewhere: str | None = None) -> list[dict]:
     """The table's cells: each TLM row (and the baseline's largest) over each column."""
     cols = [(spec.baseline, b) for b in scale.trials] + [("tlm", max(scale.tlm_times))]
     row_labels = [f"tlm@{k}" for k in scale.tlm_times] + [f"{spec.baseline}@{max(points)}"]
@@ -350,7 +373,8 @@ def _cells(spec, scale, tasks, methods: dict, points, log_trials: int) -> list[d
                 cell.update(_speedup(tasks, methods[rl], methods[cl]))
                 cell["status"] = "ok" if not (cell["failures_method"] or cell["failures_baseline"]) else "failures"
             cell["baseline_source"] = (("searched in this run" if scale.search_live else
-                                        "shipped search log, best programs re-measured in this run")
+                                        "shipped search log, best programs re-measured in this run"
+                                        + (f" (log {elsewhere.split(';')[0]})" if elsewhere else ""))
                                        if cm == spec.baseline else "measured in this run")
             cells.append(cell)
     return cells
@@ -485,6 +509,7 @@ def _claims(spec, scale, tasks, methods, rows, points, plan, roller) -> dict:
         "lower_bound": None if reached is not None else round(search_seconds(max(points)) / tlm_row["compile_seconds"], 2),
         "baseline_seconds_per_trial": round(plan["seconds_per_trial"], 3),
         "baseline_search_conditions": [seg["provenance"].get("machine_load", "alone") for seg in plan["info"]["segments"]],
+        "baseline_searched_on": plan.get("elsewhere") or "this machine",
         "note": ("baseline time = its wall seconds per committed trial (search, builds, runs: the log's segments) "
                  "x the trials its subgraphs had up to that many; "
                  "TLM time = the seconds to generate its k programs per subgraph + their build and run seconds, "
@@ -553,6 +578,8 @@ def markdown(spec, cells, prov) -> str:
                 if prov.get("retabulated") else "") + ". Cell: overall speedup of the row over the "
              f"column (this run; the paper's in brackets); each chosen program re-timed {prov.get('retime_rounds', 0)}x, median. "
              "† n: subgraphs without a valid program.")]
+    if prov.get("baseline_log_machine", "this machine") != "this machine":
+        lines[0] += f" The {label[spec.baseline]} log was {prov['baseline_log_machine']}."
 
     def grid(field: str, paper: bool) -> list[str]:
         out = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -599,7 +626,9 @@ def _run_cells(run: Path) -> tuple:
     methods = {label: {r.hash: r.best_ms / 1e3 for r in g.itertuples() if r.best_ms == r.best_ms}
                for label, g in subs.groupby("label", sort=False)}
     points = [int(lb.split("@")[1]) for lb in methods if lb.startswith(spec.baseline + "@")]
-    return spec, _cells(spec, scale, tasks, methods, points, prov["baseline_log"]["trials"]), prov
+    elsewhere = prov.get("baseline_log_machine")
+    elsewhere = None if elsewhere in (None, "this machine") else elsewhere
+    return spec, _cells(spec, scale, tasks, methods, points, prov["baseline_log"]["trials"], elsewhere), prov
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,19 @@ def test_plot_command_refuses_an_unknown_name(capsys):
 
     assert main(["tabel2"]) == 2  # once, an unknown name drew nothing and exited 0
     assert "unknown tabel2" in capsys.readouterr().err
+
+
+def test_a_log_searched_on_another_cpu_says_so(host):
+    """The shipped search logs name the machine they were searched on; on another CPU the table says
+    its baseline programs were chosen (and its search seconds timed) there."""
+    from dataclasses import asdict
+
+    from benchmarks.reproduce import log_info, log_machines
+
+    here = {**asdict(host.hardware), "features": list(host.hardware.features), "tvm": {}}
+    same = {"segments": [{"provenance": {"target": here}}]}
+    assert log_machines(same, host) is None
+    other = {"segments": [{"provenance": {"target": {**here, "mcpu": "elsewhere", "l2_kb": 1}}}]}
+    assert "searched on elsewhere" in log_machines(other, host)
+    for spec in TABLES.values():  # every shipped log says where it was searched
+        assert all(seg["provenance"]["target"]["mcpu"] for seg in log_info(spec)["segments"])
