@@ -572,7 +572,8 @@ def markdown(spec, cells, prov) -> str:
     rows = list(dict.fromkeys(c["row"] for c in cells))
     label = {spec.baseline: spec.baseline_label.split(" (")[0], "tlm": "TLM"}
     head = ["Times"] + [f"{label[c.split('@')[0]]} {_trials(int(c.split('@')[1]))}" for c in cols]
-    lines = [(f"**{spec.title}** — scale `{prov['scale']}`, {prov['subgraphs']} subgraphs, {prov['cpu']}, "
+    lines = [(f"**{spec.title}** — scale `{prov['scale']}`, {prov['subgraphs']} subgraphs, {prov['cpu']} "
+             f"({(prov.get('target') or {}).get('mcpu', '?')}), "
              f"commit {prov['git_commit'][:10]}, {prov['date'][:10]}"
              + (f" (re-tabulated from its subgraphs.csv at {prov['retabulated']['git_commit'][:10]})"
                 if prov.get("retabulated") else "") + ". Cell: overall speedup of the row over the "
