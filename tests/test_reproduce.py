@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -194,3 +195,24 @@ def test_a_log_searched_on_another_cpu_says_so(host):
     assert "searched on elsewhere" in log_machines(other, host)
     for spec in TABLES.values():  # every shipped log says where it was searched
         assert all(seg["provenance"]["target"]["mcpu"] for seg in log_info(spec)["segments"])
+
+
+def test_hardware_prompt_measures_both_prompts_side_by_side(host, tmp_path):
+    """Greedy programs for this host's space, prompted with this host's hardware and another's, both
+    measured here; a subgraph name that is not in the table is a one-line error."""
+    import dataclasses
+
+    from benchmarks import hardware_prompt
+
+    other = tmp_path / "other.json"
+    other.write_text(dataclasses.replace(host.hardware, mcpu="elsewhere", simd_bits=128).to_json())
+    out = tmp_path / "run"
+    model = Path(__file__).parents[1] / "data" / "model"
+    summary = hardware_prompt.run("table2", other, model, ["fused_matmul5_add5_tir_tanh"],
+                                  out, retime=1, seed=0)
+    assert summary["subgraphs"] == summary["measured_both"] == 1
+    df = pd.read_csv(out / "programs.csv")
+    assert sorted(df.prompt) == ["other", "this host"] and (df.status == "ok").all() and (df.timings == 2).all()
+    assert sorted(df.prompt_mcpu) == sorted([host.hardware.mcpu, "elsewhere"])
+    assert json.loads((out / "provenance.json").read_text())["other_hardware"]["mcpu"] == "elsewhere"
+    assert hardware_prompt.main(["--other", str(other), "--subgraphs", "nope", "--out", str(tmp_path / "x")]) == 2

@@ -117,9 +117,12 @@ def test_model_card_tells_the_shipped_models_own_history(tmp_path, host):
         (d / "summary.json").write_text(json.dumps({"steps": 10, "final_train_loss": loss, "seconds": 60}))
         (d / "model.safetensors").write_bytes(b"0" * 1024)
     records = pd.DataFrame({"status": ["ok", "ok", "error"], "task_hash": ["a", "a", "b"],
-                            "stale": [True, False, False]})
+                            "stale": [True, False, False], "target": [host.hardware.to_json()] * 3})
     facts = card.ship(it / "model-1", tmp_path / "shipped", pre, it, records, host)
     assert [r["model"] for r in facts["sft_rounds"]] == ["model-0", "model-1"]
     text = (tmp_path / "shipped" / "README.md").read_text()
     assert "SFT model-1" in text and "SFT model-2" not in text
     assert "3 measured programs (2 valid) of 2 training subgraphs; 1 of them timed on older" in text
+    assert f"| measured on | 3 programs on {host.hardware.mcpu} (" in text  # the CPUs its prompts named
+    card.refresh(tmp_path / "shipped")  # rebuilt from training.json alone: the same card
+    assert (tmp_path / "shipped" / "README.md").read_text() == text

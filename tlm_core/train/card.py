@@ -53,6 +53,7 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
         # Records of integer-input subgraphs timed on older measurement inputs: kept, not used.
         "measured_stale": int(records["stale"].sum()) if "stale" in records else 0,
         "measured_subgraphs": int(records.task_hash.nunique()),
+        "measured_on": _measured_on(records, target),
         "convergence": convergence,
         "training_hours": round((pre.get("seconds", 0) + sum(r.get("seconds", 0) for r in rounds)) / 3600, 2),
         "size_mb": round((to / "model.safetensors").stat().st_size / 2**20, 1),
@@ -63,6 +64,24 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
     return facts
 
 
+def _measured_on(records, target) -> list[dict]:
+    """Programs per hardware they were timed on: the model knows the CPUs its prompts named."""
+    if "target" not in records:
+        return [{"hardware": json.loads(target.hardware.to_json()), "programs": len(records)}]
+    return [{"hardware": json.loads(t), "programs": int(n)} for t, n in records.target.value_counts().items()]
+
+
+def _hardware(hw: dict) -> str:
+    return (f"{hw.get('mcpu', '?')} ({hw.get('num_cores', '?')} cores, {hw.get('simd_bits', '?')}-bit SIMD, "
+            f"{hw.get('vector_registers', '?')} vector registers, L2 {hw.get('l2_kb', '?')} KiB)")
+
+
+def refresh(model_dir: str | Path) -> None:
+    """Rewrite a shipped model's README.md from its training.json (the facts of the runs that made it)."""
+    path = Path(model_dir) / "training.json"
+    (Path(model_dir) / "README.md").write_text(_card(json.loads(path.read_text())))
+
+
 def _card(f: dict) -> str:
     pre, prov = f["pretrain"], f["provenance"]
     lines = [
@@ -71,7 +90,7 @@ def _card(f: dict) -> str:
         "license: apache-2.0",
         "tags: [tensor-compiler, tvm, metaschedule, tlm, gpt2]",
         "---",
-        "# TLM `small` model for this machine's CPU target",
+        "# TLM `small` model for the CPU its demonstration data was measured on",
         "",
         "A GPT-2 (Hugging Face `GPT2LMHeadModel`) that writes the decisions of TVM MetaSchedule schedules in",
         "the project's tensor language. Load it with `AutoModelForCausalLM.from_pretrained` (the tokenizer is",
@@ -90,6 +109,11 @@ def _card(f: dict) -> str:
         + (f"; {f['measured_stale']:,} of them timed on older measurement inputs (integer-input subgraphs, "
            "measured again; the old records are kept, not used)" if f.get("measured_stale") else "") + " |"),
     ]
+    if f.get("measured_on"):
+        lines.append("| measured on | " + "; ".join(f"{m['programs']:,} programs on {_hardware(m['hardware'])}"
+                                                   for m in f["measured_on"]) + " |")
+    else:  # shipped before the card counted programs per hardware: the machine that shipped it measured them
+        lines.append(f"| measured on | {_hardware(prov.get('target') or {})}, the machine that shipped it |")
     for r in f["sft_rounds"]:
         lines.append(f"| SFT {r['model']} | {r.get('train_sentences', 0):,} programs, {r.get('steps')} steps, "
                      f"final loss {r.get('final_train_loss')}, {r.get('seconds', 0) / 60:.1f} min |")
@@ -114,6 +138,15 @@ def _card(f: dict) -> str:
         "(random programs of every training subgraph measured on this machine), `tlm train iterate` (generate ->",
         "measure -> SFT, measuring overlapping training), then `tlm train ship`. Test-workload subgraphs",
         "(structural hash) are in none of the training data.",
+        "",
+        "## On another CPU",
+        "",
+        "Every prompt names the hardware (kind, ISA features, cores, SIMD width, vector registers, caches).",
+        "On a CPU not listed under *measured on*, those tokens are new to the model and its choices are out",
+        "of distribution: `python -m benchmarks.hardware_prompt` measures, on the host, the greedy programs",
+        "written for its own hardware tokens beside those written for a CPU the model knows (a Zen 4 host,",
+        "this model: results/archive/hardware-prompt-znver4/). Sample more programs per subgraph there,",
+        "or measure demonstration data on it (`tlm train collect`) and fine-tune (`tlm train sft`).",
         "",
     ]
     return "\n".join(lines)
