@@ -16,8 +16,9 @@ store (.cache/reproduce/), side by side:
   2. The baseline (Ansor-style or MetaSchedule): its search log holds every trial in the order tried;
      the baseline at B trials is the best of the first B trials per subgraph. Its 3 fastest programs
      there (by the search's own timings) are measured again here, and the best of those is the cell's.
-     At smoke/default scale the log comes from data/baselines/ (searched earlier on this machine by
-     `search`, provenance in its search.json); a column whose trials the log lacks is shown as missing.
+     At smoke/default scale the log comes from data/baselines/ (searched earlier by `search`, on the
+     machine its search.json names: on another CPU the table says so); a column whose trials the log
+     lacks is shown as missing.
   3. Roller-style's top `roller_budget` programs per subgraph, for the equal-compile-time claim.
   4. The finalists: the program each cell's method chose per subgraph (by the timings above) is timed
      RETIME more times, interleaved with the other finalists of its subgraph; the median is the cell's

@@ -176,7 +176,9 @@ def cmd_train_sft(args) -> None:
 
     records = demonstrations.load_records(args.records)
     sft = demonstrations.best_programs(records, args.top)
-    log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs")
+    machines = sft.target.nunique() if len(sft) else 0
+    log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs"
+        + (f" on each of {machines} machines" if machines > 1 else ""))
     cfg = TrainConfig(stage="sft", size="", init=args.init, epochs=args.epochs, lr=args.lr, seed=args.seed,
                       warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
     summary = train(sft, cfg, args.out)
