@@ -71,24 +71,32 @@ def convergence_point(store: str, entries, round_: int, target: ResolvedTarget) 
             "tasks_with_program": len(covered), "tasks": len(weights)}
 
 
-def sft(init: str, store: str, out: Path, cfg: IterateConfig) -> dict:
-    """Fine-tune `init` on the fastest programs of every record so far."""
+def sft_data(store: str, top: int, target: ResolvedTarget):
+    """The fastest `top` programs per training subgraph among the records measured on `target`."""
+    df = demonstrations.frame(store)
+    df = df[df.target == target.hardware.to_json()] if len(df) else df
+    return demonstrations.best_programs(df, top)
+
+
+def sft(init: str, store: str, out: Path, cfg: IterateConfig, target: ResolvedTarget) -> dict:
+    """Fine-tune `init` on the fastest programs of every record so far measured on the run's machine
+    (the store may hold another CPU's too: a run's rounds keep the recipe they started with)."""
     from tlm_core.train.trainer import TrainConfig, train
 
-    data = demonstrations.best_programs(demonstrations.frame(store), cfg.top)
+    data = sft_data(store, cfg.top, target)
     tc = TrainConfig(stage="sft", size="", init=init, epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=cfg.seed,
                      warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
     return train(data, tc, out)
 
 
-def train_loop(cfg: IterateConfig, out: Path) -> None:
+def train_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
     if not _done(out / "model-0"):
-        sft(cfg.init, cfg.store, out / "model-0", cfg)
+        sft(cfg.init, cfg.store, out / "model-0", cfg, target)
     for i in range(1, cfg.rounds + 1):
         if _done(out / f"model-{i}"):
             continue
         _wait(lambda i=i: (out / f"round-{i}.measured").exists(), f"batch {i} to be measured")
-        sft(str(out / f"model-{i - 1}"), cfg.store, out / f"model-{i}", cfg)
+        sft(str(out / f"model-{i - 1}"), cfg.store, out / f"model-{i}", cfg, target)
 
 
 def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
@@ -194,7 +202,7 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
     measurer.start()
     _exit_on_sigterm()
     try:
-        train_loop(cfg, out)
+        train_loop(cfg, out, target)
     except BaseException:
         measurer.terminate()  # it would wait for models that will not come
         measurer.join(30)
