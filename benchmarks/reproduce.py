@@ -100,17 +100,19 @@ def log_machines(info: dict, target) -> str | None:
     A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
     that machine's timings) and its search seconds (the claims' baseline time) are that machine's.
     """
-    here = {**asdict(target.hardware), "features": list(target.hardware.features)}
+    from tlm_core.target import describe
+
+    here = json.loads(target.hardware.to_json())
     other = []
     for seg in info["segments"]:
         t = {k: v for k, v in (seg.get("provenance", {}).get("target") or {}).items() if k != "tvm"}
         if t != here:
-            other.append(f"{t.get('mcpu', '?')} ({t.get('simd_bits', '?')}-bit SIMD, L2 {t.get('l2_kb', '?')} KiB)")
+            other.append(describe(t))
     if not other:
         return None
-    return (f"searched on {', '.join(sorted(set(other)))}; this machine is {here['mcpu']} ({here['simd_bits']}-bit "
-            f"SIMD, L2 {here['l2_kb']} KiB): the log's programs are re-measured here, but which ones (chosen by "
-            "that machine's timings) and the search seconds (the claims' baseline time) are that machine's")
+    return (f"searched on {', '.join(sorted(set(other)))}; this machine is {describe(here)}: the log's programs "
+            "are re-measured here, but which ones (chosen by that machine's timings) and the search seconds "
+            "(the claims' baseline time) are that machine's")
 
 
 #: MetaSchedule keeps searching a subgraph whose space it has exhausted (an element-wise subgraph with

@@ -49,6 +49,12 @@ class Hardware:
         return cls(**d)
 
 
+def describe(hw: dict) -> str:
+    """A hardware record (Hardware's JSON, as records, search logs and cards hold it) in words."""
+    return (f"{hw.get('mcpu', '?')} ({hw.get('num_cores', '?')} cores, {hw.get('simd_bits', '?')}-bit SIMD, "
+            f"{hw.get('vector_registers', '?')} vector registers, L2 {hw.get('l2_kb', '?')} KiB)")
+
+
 @dataclass(frozen=True)
 class ResolvedTarget:
     """A parsed `--target`: the hardware data and the TVM target built from it."""

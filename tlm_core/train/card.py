@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tlm_core.provenance import provenance
+from tlm_core.target import describe
 from tlm_core.train.iterate import read_convergence
 
 FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
@@ -71,11 +72,6 @@ def _measured_on(records, target) -> list[dict]:
     return [{"hardware": json.loads(t), "programs": int(n)} for t, n in records.target.value_counts().items()]
 
 
-def _hardware(hw: dict) -> str:
-    return (f"{hw.get('mcpu', '?')} ({hw.get('num_cores', '?')} cores, {hw.get('simd_bits', '?')}-bit SIMD, "
-            f"{hw.get('vector_registers', '?')} vector registers, L2 {hw.get('l2_kb', '?')} KiB)")
-
-
 def refresh(model_dir: str | Path) -> None:
     """Rewrite a shipped model's README.md from its training.json (the facts of the runs that made it)."""
     path = Path(model_dir) / "training.json"
@@ -110,10 +106,10 @@ def _card(f: dict) -> str:
            "measured again; the old records are kept, not used)" if f.get("measured_stale") else "") + " |"),
     ]
     if f.get("measured_on"):
-        lines.append("| measured on | " + "; ".join(f"{m['programs']:,} programs on {_hardware(m['hardware'])}"
+        lines.append("| measured on | " + "; ".join(f"{m['programs']:,} programs on {describe(m['hardware'])}"
                                                    for m in f["measured_on"]) + " |")
     else:  # shipped before the card counted programs per hardware: the machine that shipped it measured them
-        lines.append(f"| measured on | {_hardware(prov.get('target') or {})}, the machine that shipped it |")
+        lines.append(f"| measured on | {describe(prov.get('target') or {})}, the machine that shipped it |")
     for r in f["sft_rounds"]:
         lines.append(f"| SFT {r['model']} | {r.get('train_sentences', 0):,} programs, {r.get('steps')} steps, "
                      f"final loss {r.get('final_train_loss')}, {r.get('seconds', 0) / 60:.1f} min |")

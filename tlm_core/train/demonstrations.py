@@ -233,6 +233,11 @@ def _target_of(hardware_json: str) -> ResolvedTarget:
     return _TARGETS[hardware_json]
 
 
+def timed_on(df, target: ResolvedTarget):
+    """The records timed on `target`'s hardware (a store may hold several machines')."""
+    return df[df.target == target.hardware.to_json()] if len(df) else df
+
+
 def best_programs(df, per_task: int = 1, current_only: bool = True):
     """SFT data: the fastest measured programs of each (training, non-validation) subgraph, as the paper.
 

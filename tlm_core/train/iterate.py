@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tlm_core.target import ResolvedTarget
+from tlm_core.target import ResolvedTarget, describe
 from tlm_core.train import demonstrations
 from tlm_core.ui import log, progress
 
@@ -60,8 +60,8 @@ def read_convergence(path: str | Path) -> list[dict]:
 def convergence_point(store: str, entries, round_: int, target: ResolvedTarget) -> dict:
     """Best weighted latency of the training subgraphs that have a valid program, and counts: of the
     records measured on `target` only (a store may hold another machine's, not comparable)."""
-    df = demonstrations.current(demonstrations.frame(store))  # a program measured again counts once
-    df = df[df.target == target.hardware.to_json()] if len(df) else df
+    # A program measured again counts once; another machine's records are not comparable.
+    df = demonstrations.timed_on(demonstrations.current(demonstrations.frame(store)), target)
     ok = df[df.status == demonstrations.OK]
     best = ok.groupby("task_hash").latency_s.min()
     weights = {t.hash: t.weight for _, t in entries}
@@ -73,9 +73,7 @@ def convergence_point(store: str, entries, round_: int, target: ResolvedTarget) 
 
 def sft_data(store: str, top: int, target: ResolvedTarget):
     """The fastest `top` programs per training subgraph among the records measured on `target`."""
-    df = demonstrations.frame(store)
-    df = df[df.target == target.hardware.to_json()] if len(df) else df
-    return demonstrations.best_programs(df, top)
+    return demonstrations.best_programs(demonstrations.timed_on(demonstrations.frame(store), target), top)
 
 
 def sft(init: str, store: str, out: Path, cfg: IterateConfig, target: ResolvedTarget) -> dict:
@@ -172,9 +170,9 @@ def _check_machine(out: Path, target: ResolvedTarget) -> None:
     if ran != hw:
         from tlm_core.errors import UserError
 
-        raise UserError(f"{out} was measured on {ran.get('mcpu')} ({ran.get('simd_bits')}-bit SIMD), this machine "
-                        f"is {hw['mcpu']} ({hw['simd_bits']}-bit): its rounds cannot go on here; start a run "
-                        "for this machine with another --out (and its own round 0: `tlm train collect`)")
+        raise UserError(f"{out} was measured on {describe(ran)}, this machine is {describe(hw)}: its rounds "
+                        "cannot go on here; start a run for this machine with another --out (and its own round 0: "
+                        "`tlm train collect`)")
 
 
 def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict:
