@@ -1,7 +1,8 @@
 """Figures from results/ and data/ only (nothing is measured here): `python -m figures.plot all|figure9|figure10|figure13|methods|tables`.
 
 figure9.png  convergence of the demonstration data: best weighted latency of the training subgraphs
-             vs programs measured (data/training/iterate/convergence.jsonl, the iterative loop's log).
+             vs programs measured (data/training/iterate*/convergence.jsonl, the iterative loops' logs:
+             one curve per run, each measured on one CPU).
 figure10.png, figure13.png, methods.png  end-to-end latency per workload and method (results/<figure>/<scale>/e2e.csv).
 table2.png, table3.png  the speedup tables of the newest scale measured (results/<table>/<scale>/table.csv)
              as heat maps, the paper's value beside each cell.
@@ -48,22 +49,36 @@ def _newest(results: Path, name: str, file: str) -> Path | None:
     return next((results / name / s / file for s in SCALES if (results / name / s / file).exists()), None)
 
 
-def figure9(log: Path = REPO_ROOT / "data/training/iterate/convergence.jsonl", out: Path = OUT) -> Path:
+def iterative_runs(data: Path = REPO_ROOT / "data" / "training") -> list[Path]:
+    """Every iterative run with a convergence log (data/training/iterate*/): one per CPU it was measured on."""
+    return sorted(p.parent for p in data.glob("iterate*/convergence.jsonl"))
+
+
+def figure9(runs: list[Path] | None = None, out: Path = OUT) -> Path:
+    """One curve per iterative run, named by the CPU it measured on: latencies of two CPUs share the axes
+    but are not one curve (a run never goes on on another machine, see iterate._check_machine)."""
     from tlm_core.train.iterate import read_convergence
 
-    rows = read_convergence(log)
-    if not rows:
-        raise SystemExit(f"figures: {log} has no rounds yet")
+    runs = iterative_runs() if runs is None else runs
+    curves = [(run, read_convergence(run / "convergence.jsonl")) for run in runs]
+    curves = [(run, rows) for run, rows in curves if rows]
+    if not curves:
+        raise SystemExit("figures: no iterative run has a convergence log yet (data/training/iterate*/convergence.jsonl)")
     plt = _plt()
-    x = [r["programs"] for r in rows]  # the record store's size after the round: already cumulative
-    y = [r["weighted_latency_s"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(x, y, marker="o")
-    for xi, yi, r in zip(x, y, rows):
-        ax.annotate(f"round {r['round']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("programs measured (cumulative)")
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for run, rows in curves:
+        x = [r["programs"] for r in rows]  # the run's records after the round: already cumulative
+        y = [r["weighted_latency_s"] for r in rows]
+        cpu = run / "target.json"
+        label = json.loads(cpu.read_text()).get("mcpu", "?") if cpu.exists() else "?"
+        line, = ax.plot(x, y, marker="o", label=f"{label} ({run.name})")
+        for xi, yi, r in zip(x, y, rows):
+            ax.annotate(f"{r['round']}", (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                        color=line.get_color())
+    ax.set_xlabel("programs measured on the run's CPU (cumulative)")
     ax.set_ylabel("best weighted latency of\nthe training subgraphs (s)")
-    ax.set_title("Figure 9: convergence of demonstration data (CPU)", fontsize=9)
+    ax.set_title("Figure 9: convergence of demonstration data (CPU; points labelled by round)", fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(plt, fig, out, "figure9")
 

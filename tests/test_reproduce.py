@@ -128,6 +128,16 @@ def test_figures_from_results_only(tmp_path):
     from figures.plot import end_to_end, figure9
 
     assert figure9(out=tmp_path).stat().st_size > 10_000
+    # One curve per iterative run (one per CPU); a run without rounds yet draws nothing, none at all is an error.
+    for name, cpu in (("iterate", "znver3"), ("iterate-b", "znver4")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "target.json").write_text(json.dumps({"mcpu": cpu}))
+        (tmp_path / name / "convergence.jsonl").write_text("")
+    with pytest.raises(SystemExit, match="no iterative run"):
+        figure9(runs=[tmp_path / "iterate", tmp_path / "iterate-b"], out=tmp_path)
+    (tmp_path / "iterate-b" / "convergence.jsonl").write_text(
+        json.dumps({"round": 0, "programs": 10, "weighted_latency_s": 2.0}) + "\n")
+    assert figure9(runs=[tmp_path / "iterate", tmp_path / "iterate-b"], out=tmp_path).exists()
     run = tmp_path / "figure13" / "smoke"
     run.mkdir(parents=True)
     pd.DataFrame([
