@@ -250,7 +250,7 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
     with Measurer(target, store, MeasureConfig()) as m:
         # 1. TLM: the greedy program, then samples.
         times = sorted({k for p in plans for k in p["scale"].tlm_times})
-        models = {"": _checkpoint()} | ({"challenger": Path(challenger)} if challenger else {})
+        models = {"": _checkpoint(target)} | ({"challenger": Path(challenger)} if challenger else {})
         gens = {name: _tlm_candidates(union, target, times, seed, ckpt) for name, ckpt in models.items()}
         # 2. Each baseline's best programs at each column's trials (and the claims' checkpoints).
         for p in plans:
@@ -417,10 +417,11 @@ def _roller_candidates(entries, target, budget: int, seed: int):
     return lists, secs
 
 
-def _checkpoint():
+def _checkpoint(target):
+    """The model the TLM rows use: $TLM_CHECKPOINT, else the shipped model for the target's CPU."""
     from tlm_core.methods.tlm import checkpoint
 
-    return checkpoint()
+    return checkpoint(target.hardware)
 
 
 def _tlm_candidates(entries, target, times: list[int], seed: int, checkpoint: Path):
@@ -702,7 +703,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
         prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                           methods=[[m, b] for m, b in spec.methods],
                           wall_seconds=round(time.perf_counter() - started, 1), resumed=bool(done),
-                          finished=finished, checkpoint=checkpoint_identity(_checkpoint()))
+                          finished=finished, checkpoint=checkpoint_identity(_checkpoint(target)))
         (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
         return prov
 

@@ -76,7 +76,7 @@ def test_smoke_table2(tmp_path):
     out = tmp_path / "table2" / "smoke"
     # The same model again as the challenger: the same programs, so the same cells (below).
     res, res_c = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": out}, _host(),
-                                      challenger=reproduce._checkpoint())
+                                      challenger=reproduce._checkpoint(_host()))
     scale = TABLES["table2"].scales["smoke"]
     cells = pd.read_csv(out / "table.csv")
     assert len(cells) == (len(scale.tlm_times) + 1) * (len(scale.trials) + 1)

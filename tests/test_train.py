@@ -105,8 +105,11 @@ def test_ids_match_the_tokenizer():
 
 
 def test_model_card_tells_the_shipped_models_own_history(tmp_path, host):
-    """Shipping model-1 of a run that went on to model-2 lists only the SFT rounds that made model-1, and
-    the card counts the records timed on older measurement inputs apart."""
+    """Shipping model-1 of a run that went on to model-2 lists only the SFT rounds and convergence points
+    that made model-1, counts only the records timed on the run's CPU (the store holds another's too),
+    and counts the records timed on older measurement inputs apart."""
+    import dataclasses
+
     import pandas as pd
 
     from tlm_core.train import card
@@ -116,13 +119,44 @@ def test_model_card_tells_the_shipped_models_own_history(tmp_path, host):
         d.mkdir(parents=True)
         (d / "summary.json").write_text(json.dumps({"steps": 10, "final_train_loss": loss, "seconds": 60}))
         (d / "model.safetensors").write_bytes(b"0" * 1024)
-    records = pd.DataFrame({"status": ["ok", "ok", "error"], "task_hash": ["a", "a", "b"],
-                            "stale": [True, False, False], "target": [host.hardware.to_json()] * 3})
+    (it / "target.json").write_text(host.hardware.to_json())
+    other = dataclasses.replace(host.hardware, mcpu="othercpu").to_json()
+    records = pd.DataFrame({"status": ["ok", "ok", "error", "ok"], "task_hash": ["a", "a", "b", "c"],
+                            "stale": [True, False, False, False], "target": [host.hardware.to_json()] * 3 + [other]})
+    facts = card.ship(it / "model-1", tmp_path / "shipped", pre, None, records, host)  # no run: all of this CPU's
+    assert facts["measured_programs"] == 3 and facts["hardware"] == json.loads(host.hardware.to_json())
+    (it / "convergence.jsonl").write_text("".join(json.dumps(
+        {"round": r, "model": "m", "programs": n, "ok": n - 1, "weighted_latency_s": 1.0 / (r + 1)}) + "\n"
+        for r, n in ((0, 1), (1, 2), (2, 3))))
     facts = card.ship(it / "model-1", tmp_path / "shipped", pre, it, records, host)
     assert [r["model"] for r in facts["sft_rounds"]] == ["model-0", "model-1"]
+    assert [c["round"] for c in facts["convergence"]] == [0, 1]
     text = (tmp_path / "shipped" / "README.md").read_text()
     assert "SFT model-1" in text and "SFT model-2" not in text
-    assert "3 measured programs (2 valid) of 2 training subgraphs; 1 of them timed on older" in text
-    assert f"| measured on | 3 programs on {host.hardware.mcpu} (" in text  # the CPUs its prompts named
+    # What model-1 saw: round 1's point (2 programs), not the 3 records measured by the time of shipping.
+    assert "2 measured programs (1 valid) of 2 training subgraphs; 1 of them timed on older" in text
+    assert f"| measured on | 2 programs on {host.hardware.mcpu} (" in text  # the CPU its prompts named
     card.refresh(tmp_path / "shipped")  # rebuilt from training.json alone: the same card
     assert (tmp_path / "shipped" / "README.md").read_text() == text
+
+
+def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monkeypatch):
+    """data/model-<mcpu> is the default on the exact hardware its data was measured on; data/model
+    elsewhere (and for a model shipped before cards named their hardware, its shipping machine)."""
+    import dataclasses
+
+    from tlm_core import model as M
+
+    monkeypatch.setattr(M, "SHIPPED", tmp_path / "model")
+    other = dataclasses.replace(host.hardware, mcpu="othercpu", simd_bits=512)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training.json").write_text(json.dumps({"provenance": {
+        "target": {**json.loads(other.to_json()), "tvm": {"kind": "llvm"}}}}))
+    assert M.shipped(host.hardware) == tmp_path / "model"  # nothing for this CPU: the default
+    assert M.shipped(other) == tmp_path / "model"
+    mine = tmp_path / f"model-{host.hardware.mcpu}"
+    mine.mkdir()
+    (mine / "training.json").write_text(json.dumps({"hardware": json.loads(host.hardware.to_json())}))
+    assert M.shipped(host.hardware) == mine and M.shipped(other) == tmp_path / "model"
+    near = dataclasses.replace(host.hardware, num_cores=host.hardware.num_cores + 1)
+    assert M.shipped(near) == tmp_path / "model"  # the prompt names the cores too: exact hardware only

@@ -686,7 +686,7 @@ def cmd_generate(args) -> None:
     from tlm_core.language.sentence import decision_tokens
     from tlm_core.measure.harness import trace_to_json
     from tlm_core.measure.store import RecordStore
-    from tlm_core.model import SHIPPED, load
+    from tlm_core.model import load, shipped
     from tlm_core.space import design_space
     from tlm_core.ui import emit_json, log, progress
 
@@ -698,10 +698,10 @@ def cmd_generate(args) -> None:
         raise UserError("--top-k must be >= 0 (0 = off)")
     if not 0 < args.top_p <= 1:
         raise UserError("--top-p must be in (0, 1]")
-    model, _ = load(args.checkpoint)
-    checkpoint = str(args.checkpoint or SHIPPED)
     # _entries reads a list of workload names; this command takes one.
     entries, target = _entries(argparse.Namespace(**{**vars(args), "workload": [args.workload] * bool(args.workload)}))
+    checkpoint = str(args.checkpoint or shipped(target.hardware))
+    model, _ = load(checkpoint)
     hw = target.hardware
     hw_json = json.loads(hw.to_json())
     store = RecordStore(f"{args.out}/candidates")
@@ -737,7 +737,7 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate candidate schedules of every task with the model")
     _add_source(p)
     p.add_argument("--k", type=int, required=True, help="candidates per task")
-    p.add_argument("--checkpoint", metavar="DIR", help="model folder (default: the shipped model, data/model)")
+    p.add_argument("--checkpoint", metavar="DIR", help="model folder (default: the shipped model for the target's CPU, data/model[-MCPU])")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest valid tokens (0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")

@@ -7,6 +7,7 @@ sentence of the training data (`context_length`), and is saved in the checkpoint
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,8 +15,33 @@ from pathlib import Path
 from tlm_core.errors import UserError
 from tlm_core.paths import REPO_ROOT
 
-#: The model shipped with the project (trained on this machine's CPU target), the default checkpoint.
+#: The model shipped with the project, the default checkpoint. A model trained for another CPU ships
+#: beside it as data/model-<mcpu> and is the default on that CPU (`shipped`).
 SHIPPED = REPO_ROOT / "data" / "model"
+
+
+def trained_for(folder: str | Path) -> dict | None:
+    """The hardware (Hardware's JSON as a dict) a shipped model's demonstration data was measured on."""
+    path = Path(folder) / "training.json"
+    if not path.exists():
+        return None
+    facts = json.loads(path.read_text())
+    # Shipped before cards named it: the machine that shipped it is the one its data was measured on.
+    hw = facts.get("hardware") or facts.get("provenance", {}).get("target")
+    return {k: v for k, v in hw.items() if k != "tvm"} if hw else None
+
+
+def shipped(hardware=None) -> Path:
+    """The shipped model for `hardware` (a Hardware; default this host): the data/model* folder whose
+    data was measured on exactly that hardware, else data/model. The prompt names the hardware, and a
+    model knows only the CPUs its data came from (results/archive/hardware-prompt-znver4/)."""
+    if hardware is None:
+        from tlm_core.target import detect_host
+
+        hardware = detect_host()
+    want = json.loads(hardware.to_json())
+    folders = [SHIPPED] + sorted(SHIPPED.parent.glob(SHIPPED.name + "-*"))
+    return next((f for f in folders if trained_for(f) == want), SHIPPED)
 
 
 @dataclass(frozen=True)
@@ -64,14 +90,14 @@ def save(model, folder: str | Path) -> None:
 
 
 def load(folder: str | Path | None = None):
-    """(model, tokenizer) of a checkpoint folder (default: the shipped model), in eval mode."""
+    """(model, tokenizer) of a checkpoint folder (default: the shipped model for this host), in eval mode."""
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     from tlm_core.language.vocab import tokens
 
-    folder = Path(folder) if folder else SHIPPED
+    folder = Path(folder) if folder else shipped()
     if not (folder / "config.json").exists():
-        hint = "train one with `tlm train pretrain`" if folder == SHIPPED else "give a folder written by `tlm train`"
+        hint = "train one with `tlm train pretrain`" if folder.parent == SHIPPED.parent else "give a folder written by `tlm train`"
         raise UserError(f"no model checkpoint in {folder}: {hint}")
     tok = PreTrainedTokenizerFast.from_pretrained(folder)
     if tuple(tok.convert_ids_to_tokens(list(range(len(tok))))) != tokens():

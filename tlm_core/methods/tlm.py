@@ -1,7 +1,8 @@
 """`tlm`: the tensor language model generates `budget` valid programs per subgraph, all measured.
 
 Generation is `tlm_core.generate.generate` (constrained decoding, valid by construction) with the
-checkpoint in $TLM_CHECKPOINT, else the shipped model (data/model). The best measured program per
+checkpoint in $TLM_CHECKPOINT, else the shipped model for the target's hardware (`model.shipped`:
+data/model, or data/model-<mcpu> where one was trained for that CPU). The best measured program per
 subgraph is the method's result.
 """
 
@@ -14,10 +15,11 @@ from tlm_core.methods import Method
 from tlm_core.ui import log, progress
 
 
-def checkpoint() -> Path:
-    from tlm_core.model import SHIPPED
+def checkpoint(hardware=None) -> Path:
+    """$TLM_CHECKPOINT, else the shipped model for `hardware` (default: this host)."""
+    from tlm_core.model import shipped
 
-    return Path(os.environ.get("TLM_CHECKPOINT") or SHIPPED)
+    return Path(os.environ.get("TLM_CHECKPOINT") or shipped(hardware))
 
 
 def _available() -> tuple[bool, str]:
@@ -32,7 +34,8 @@ def _tune(tasks, target, budget, measurer, workload, seed):
     from tlm_core.model import load
     from tlm_core.train.demonstrations import generated_candidates
 
-    model, _ = load(checkpoint())
+    folder = checkpoint(target.hardware)
+    model, _ = load(folder)
     cands, invalid, gen_s = [], 0, 0.0
     for task in progress(tasks, "tlm: generate", unit="task"):
         made, res = generated_candidates(model, workload, task, target, budget, task_seed(seed, task.hash))
@@ -41,9 +44,9 @@ def _tune(tasks, target, budget, measurer, workload, seed):
         for err in res.errors[:2]:
             log(f"tlm: invalid candidate of {task.name}: {err}")
         cands += made
-    return cands, {"checkpoint": str(checkpoint()), "invalid": invalid, "generation_seconds": round(gen_s, 2)}
+    return cands, {"checkpoint": str(folder), "invalid": invalid, "generation_seconds": round(gen_s, 2)}
 
 
 METHOD = Method("tlm", "TLM: the tensor language model (GPT-2) generates budget valid programs per subgraph "
-                "(constrained decoding), all measured, best kept; checkpoint $TLM_CHECKPOINT or data/model",
+                "(constrained decoding), all measured, best kept; checkpoint $TLM_CHECKPOINT or the shipped model for the target's CPU",
                 True, _available, _tune)

@@ -31,7 +31,7 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
         if (model_dir / name).exists():
             shutil.copy2(model_dir / name, to / name)
     pre = _summary(pretrain_dir)
-    rounds = []
+    rounds, last = [], None
     if iterate_dir:
         iterate_dir = Path(iterate_dir)
         shipped = Path(model_dir).resolve()
@@ -44,18 +44,27 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
                 rounds.append({"model": d.name, **_summary(d)})
     conv_path = Path(iterate_dir) / "convergence.jsonl" if iterate_dir else None
     convergence = read_convergence(conv_path) if conv_path and conv_path.exists() else []
+    # The CPU the model is for: its run's (an iterative run measures on one), else this machine's. Only
+    # records timed on it taught the model; the store may hold other CPUs'.
+    run_cpu = Path(iterate_dir) / "target.json" if iterate_dir else None
+    hardware = json.loads(run_cpu.read_text() if run_cpu and run_cpu.exists() else target.hardware.to_json())
+    if "target" in records:
+        records = records[records.target == json.dumps(hardware, sort_keys=True)]
     ok = records[records.status == "ok"]
+    # A run goes on after the round that made the model: what the model saw is its round's point.
+    seen = next((c for c in convergence if last is not None and c["round"] == last), None)
     facts = {
         "model_dir": str(model_dir),
+        "hardware": hardware,
         "pretrain": pre,
         "sft_rounds": rounds,
-        "measured_programs": len(records),
-        "measured_ok": len(ok),
+        "measured_programs": seen["programs"] if seen else len(records),
+        "measured_ok": seen["ok"] if seen else len(ok),
         # Records of integer-input subgraphs timed on older measurement inputs: kept, not used.
         "measured_stale": int(records["stale"].sum()) if "stale" in records else 0,
         "measured_subgraphs": int(records.task_hash.nunique()),
-        "measured_on": _measured_on(records, target),
-        "convergence": convergence,
+        "measured_on": [{"hardware": hardware, "programs": seen["programs"] if seen else len(records)}],
+        "convergence": [c for c in convergence if last is None or c["round"] <= last],
         "training_hours": round((pre.get("seconds", 0) + sum(r.get("seconds", 0) for r in rounds)) / 3600, 2),
         "size_mb": round((to / "model.safetensors").stat().st_size / 2**20, 1),
         "provenance": provenance(target, command="tlm train ship"),
@@ -63,13 +72,6 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
     (to / "training.json").write_text(json.dumps(facts, indent=2, default=str))
     (to / "README.md").write_text(_card(facts))
     return facts
-
-
-def _measured_on(records, target) -> list[dict]:
-    """Programs per hardware they were timed on: the model knows the CPUs its prompts named."""
-    if "target" not in records:
-        return [{"hardware": json.loads(target.hardware.to_json()), "programs": len(records)}]
-    return [{"hardware": json.loads(t), "programs": int(n)} for t, n in records.target.value_counts().items()]
 
 
 def refresh(model_dir: str | Path) -> None:
@@ -140,9 +142,11 @@ def _card(f: dict) -> str:
         "Every prompt names the hardware (kind, ISA features, cores, SIMD width, vector registers, caches).",
         "On a CPU not listed under *measured on*, those tokens are new to the model and its choices are out",
         "of distribution: `python -m benchmarks.hardware_prompt` measures, on the host, the greedy programs",
-        "written for its own hardware tokens beside those written for a CPU the model knows (a Zen 4 host,",
-        "this model: results/archive/hardware-prompt-znver4/). Sample more programs per subgraph there,",
-        "or measure demonstration data on it (`tlm train collect`) and fine-tune (`tlm train sft`).",
+        "written for its own hardware tokens beside those written for a CPU the model knows (the Zen 3",
+        "model on a Zen 4 host: results/archive/hardware-prompt-znver4/). So the project ships a model per",
+        "CPU it has measured (data/model, data/model-<mcpu>), and `tlm` uses the one whose data was",
+        "measured on the host's exact hardware, else data/model. For a new CPU: `tlm train collect` and",
+        "`tlm train iterate` on it, then `tlm train ship --to data/model-<mcpu>`.",
         "",
     ]
     return "\n".join(lines)
