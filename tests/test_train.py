@@ -140,7 +140,7 @@ def test_model_card_tells_the_shipped_models_own_history(tmp_path, host):
     assert (tmp_path / "shipped" / "README.md").read_text() == text
 
 
-def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monkeypatch):
+def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monkeypatch, capsys):
     """data/model-<mcpu> is the default on the exact hardware its data was measured on; data/model
     elsewhere (and for a model shipped before cards named their hardware, its shipping machine)."""
     import dataclasses
@@ -160,3 +160,13 @@ def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monke
     assert M.shipped(host.hardware) == mine and M.shipped(other) == tmp_path / "model"
     near = dataclasses.replace(host.hardware, num_cores=host.hardware.num_cores + 1)
     assert M.shipped(near) == tmp_path / "model"  # the prompt names the cores too: exact hardware only
+    # Shipping never replaces another CPU's model: one line that says where this one goes.
+    from tlm_core.cli import main
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"0")
+    assert main(["train", "ship", "--model", str(tmp_path / "m"), "--pretrain", str(tmp_path / "m"),
+                 "--to", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "holds the model for othercpu" in err and f"--to data/model-{host.hardware.mcpu}" in err
+    assert "Traceback" not in err and (tmp_path / "model" / "training.json").read_text().count("othercpu") == 1

@@ -201,13 +201,19 @@ def cmd_train_iterate(args) -> None:
 
 
 def cmd_train_ship(args) -> None:
-    from tlm_core.target import resolve_target
+    from tlm_core.model import trained_for
+    from tlm_core.target import describe, resolve_target
     from tlm_core.train import card, demonstrations
 
     if not os.path.exists(os.path.join(args.model, "model.safetensors")):
         raise UserError(f"--model {args.model}: no trained model there")
+    target = resolve_target(args.target)
+    hardware, there = card.hardware_of(args.iterate, target), trained_for(args.to)
+    if there and there != hardware:  # a model per CPU: never replace another CPU's model
+        raise UserError(f"{args.to} holds the model for {describe(there)}; this one is for {describe(hardware)}: "
+                        f"ship it with --to data/model-{hardware['mcpu']}")
     records = demonstrations.load_records(args.records)
-    facts = card.ship(args.model, args.to, args.pretrain, args.iterate, records, resolve_target(args.target))
+    facts = card.ship(args.model, args.to, args.pretrain, args.iterate, records, target)
     out = {k: facts[k] for k in ("measured_programs", "measured_ok", "training_hours", "size_mb")}
     out.update(to=args.to)
     emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
@@ -285,12 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_train_iterate)
-    p = tsub.add_parser("ship", help="copy a trained model to data/model with a card made from its runs")
+    p = tsub.add_parser("ship", help="copy a trained model to data/model (or data/model-MCPU for another CPU) "
+                        "with a card made from its runs")
     p.add_argument("--model", required=True, help="the final checkpoint folder (e.g. the last iterate model)")
     p.add_argument("--pretrain", required=True, help="the pretraining run folder")
     p.add_argument("--iterate", help="the iterate run folder (SFT rounds, convergence log)")
     p.add_argument("--records", default="data/demonstrations/records.parquet", help="the demonstration records")
-    p.add_argument("--to", default="data/model")
+    p.add_argument("--to", default="data/model", help="data/model, or data/model-MCPU for a model of another CPU "
+                   "(the default model on that CPU)")
     p.add_argument("--target", default="host")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_train_ship)

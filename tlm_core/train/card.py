@@ -22,6 +22,12 @@ def _summary(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def hardware_of(iterate_dir: str | Path | None, target) -> dict:
+    """The CPU a model is for: its iterative run's (a run measures on one machine), else `target`'s."""
+    run_cpu = Path(iterate_dir) / "target.json" if iterate_dir else None
+    return json.loads(run_cpu.read_text() if run_cpu and run_cpu.exists() else target.hardware.to_json())
+
+
 def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterate_dir: str | Path | None,
          records, target) -> dict:
     """Copy the model in `model_dir` to `to` with a README.md card; returns the card's facts."""
@@ -44,10 +50,8 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
                 rounds.append({"model": d.name, **_summary(d)})
     conv_path = Path(iterate_dir) / "convergence.jsonl" if iterate_dir else None
     convergence = read_convergence(conv_path) if conv_path and conv_path.exists() else []
-    # The CPU the model is for: its run's (an iterative run measures on one), else this machine's. Only
-    # records timed on it taught the model; the store may hold other CPUs'.
-    run_cpu = Path(iterate_dir) / "target.json" if iterate_dir else None
-    hardware = json.loads(run_cpu.read_text() if run_cpu and run_cpu.exists() else target.hardware.to_json())
+    # Only records timed on the model's CPU taught it; the store may hold other CPUs'.
+    hardware = hardware_of(iterate_dir, target)
     if "target" in records:
         records = records[records.target == json.dumps(hardware, sort_keys=True)]
     ok = records[records.status == "ok"]
