@@ -55,7 +55,7 @@ def reproduce_claims(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def reproduce_figure9(session: nox.Session) -> None:
-    """Figure 9: convergence of the demonstration data (from the iterative loop's log; measures nothing)."""
+    """Figure 9: convergence of the demonstration data (the iterative runs' logs, one per CPU; measures nothing)."""
     session.install("-e", ".")
     session.run("python", "-m", "figures.plot", "figure9")
 
