@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tlm_core.provenance import provenance
 from tlm_core.target import describe
+from tlm_core.train.demonstrations import timed_on
 from tlm_core.train.iterate import read_convergence
 
 FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
@@ -52,8 +53,7 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
     convergence = read_convergence(conv_path) if conv_path and conv_path.exists() else []
     # Only records timed on the model's CPU taught it; the store may hold other CPUs'.
     hardware = hardware_of(iterate_dir, target)
-    if "target" in records:
-        records = records[records.target == json.dumps(hardware, sort_keys=True)]
+    records = timed_on(records, hardware)
     ok = records[records.status == "ok"]
     # A run goes on after the round that made the model: what the model saw is its round's point.
     seen = next((c for c in convergence if last is not None and c["round"] == last), None)

@@ -233,9 +233,10 @@ def _target_of(hardware_json: str) -> ResolvedTarget:
     return _TARGETS[hardware_json]
 
 
-def timed_on(df, target: ResolvedTarget):
-    """The records timed on `target`'s hardware (a store may hold several machines')."""
-    return df[df.target == target.hardware.to_json()] if len(df) else df
+def timed_on(df, hardware):
+    """The records timed on `hardware` (a Hardware, or its JSON as a dict): a store may hold several machines'."""
+    key = json.dumps(hardware, sort_keys=True) if isinstance(hardware, dict) else hardware.to_json()
+    return df[df.target == key] if len(df) and "target" in df else df
 
 
 def best_programs(df, per_task: int = 1, current_only: bool = True):

@@ -61,7 +61,7 @@ def convergence_point(store: str, entries, round_: int, target: ResolvedTarget) 
     """Best weighted latency of the training subgraphs that have a valid program, and counts: of the
     records measured on `target` only (a store may hold another machine's, not comparable)."""
     # A program measured again counts once; another machine's records are not comparable.
-    df = demonstrations.timed_on(demonstrations.current(demonstrations.frame(store)), target)
+    df = demonstrations.timed_on(demonstrations.current(demonstrations.frame(store)), target.hardware)
     ok = df[df.status == demonstrations.OK]
     best = ok.groupby("task_hash").latency_s.min()
     weights = {t.hash: t.weight for _, t in entries}
@@ -73,7 +73,7 @@ def convergence_point(store: str, entries, round_: int, target: ResolvedTarget) 
 
 def sft_data(store: str, top: int, target: ResolvedTarget):
     """The fastest `top` programs per training subgraph among the records measured on `target`."""
-    return demonstrations.best_programs(demonstrations.timed_on(demonstrations.frame(store), target), top)
+    return demonstrations.best_programs(demonstrations.timed_on(demonstrations.frame(store), target.hardware), top)
 
 
 def sft(init: str, store: str, out: Path, cfg: IterateConfig, target: ResolvedTarget) -> dict:
