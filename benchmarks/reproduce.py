@@ -43,6 +43,7 @@ from pathlib import Path
 
 from benchmarks.tables import FIGURES, TABLES, TableSpec, select
 from tlm_core.errors import UserError
+from tlm_core.model import trained_elsewhere
 from tlm_core.paths import REPO_ROOT, cache_dir, data_dir
 from tlm_core.ui import emit_json, log, progress
 
@@ -100,19 +101,14 @@ def log_machines(info: dict, target) -> str | None:
     A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
     that machine's timings) and its search seconds (the claims' baseline time) are that machine's.
     """
-    from tlm_core.target import describe
+    from tlm_core.target import describe, other_than
 
-    here = json.loads(target.hardware.to_json())
-    other = []
-    for seg in info["segments"]:
-        t = {k: v for k, v in (seg.get("provenance", {}).get("target") or {}).items() if k != "tvm"}
-        if t != here:
-            other.append(describe(t))
+    other = other_than([seg.get("provenance", {}).get("target") for seg in info["segments"]], target.hardware)
     if not other:
         return None
-    return (f"searched on {', '.join(sorted(set(other)))}; this machine is {describe(here)}: the log's programs "
-            "are re-measured here, but which ones (chosen by that machine's timings) and the search seconds "
-            "(the claims' baseline time) are that machine's")
+    return (f"searched on {', '.join(other)}; this machine is {describe(json.loads(target.hardware.to_json()))}: "
+            "the log's programs are re-measured here, but which ones (chosen by that machine's timings) and the "
+            "search seconds (the claims' baseline time) are that machine's")
 
 
 #: MetaSchedule keeps searching a subgraph whose space it has exhausted (an element-wise subgraph with
@@ -251,6 +247,9 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         # 1. TLM: the greedy program, then samples.
         times = sorted({k for p in plans for k in p["scale"].tlm_times})
         models = {"": _checkpoint(target)} | ({"challenger": Path(challenger)} if challenger else {})
+        for ckpt in models.values():
+            if elsewhere := trained_elsewhere(ckpt, target.hardware):
+                log(f"the model {ckpt} was {elsewhere}")
         gens = {name: _tlm_candidates(union, target, times, seed, ckpt) for name, ckpt in models.items()}
         # 2. Each baseline's best programs at each column's trials (and the claims' checkpoints).
         for p in plans:
@@ -350,7 +349,8 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
                       subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
                       wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
                       checkpoint=checkpoint_identity(ctx["checkpoint"]), tlm_rows=rows, retime_rounds=RETIME,
-                      retime_failed=retime_failed, baseline_log_machine=plan.get("elsewhere") or "this machine")
+                      retime_failed=retime_failed, baseline_log_machine=plan.get("elsewhere") or "this machine",
+                      model_machine=trained_elsewhere(ctx["checkpoint"], ctx["target"].hardware) or "this machine")
     out.mkdir(parents=True, exist_ok=True)
     _write(out, spec, cells, per_sub, claims, prov)
     return {"table": spec.name, "scale": scale.name, "out": str(out), "cells": cells, "claims": claims,
@@ -585,6 +585,8 @@ def markdown(spec, cells, prov) -> str:
              "† n: subgraphs without a valid program.")]
     if prov.get("baseline_log_machine", "this machine") != "this machine":
         lines[0] += f" The {label[spec.baseline]} log was {prov['baseline_log_machine']}."
+    if prov.get("model_machine", "this machine") != "this machine":
+        lines[0] += f" The model was {prov['model_machine']}."
 
     def grid(field: str, paper: bool) -> list[str]:
         out = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

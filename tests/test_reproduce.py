@@ -207,6 +207,27 @@ def test_a_log_searched_on_another_cpu_says_so(host):
         assert all(seg["provenance"]["target"]["mcpu"] for seg in log_info(spec)["segments"])
 
 
+def test_a_model_trained_on_another_cpu_says_so(host, tmp_path):
+    """A model whose demonstration data was measured on another CPU (a shipped card's "hardware", or an
+    iterative run's target.json) is named as such in the table; one of this machine, or one that names
+    no hardware (pretrained only), is not."""
+    from tlm_core.model import trained_elsewhere
+
+    here = json.loads(host.hardware.to_json())
+    shipped, run = tmp_path / "model", tmp_path / "iterate"
+    shipped.mkdir()
+    (run / "model-3").mkdir(parents=True)
+    (shipped / "training.json").write_text(json.dumps({"hardware": {**here, "mcpu": "elsewhere", "l2_kb": 1}}))
+    (run / "target.json").write_text(json.dumps(here))
+    elsewhere = trained_elsewhere(shipped, host.hardware)
+    assert elsewhere.startswith("trained on programs measured on elsewhere") and host.hardware.mcpu in elsewhere
+    assert trained_elsewhere(run / "model-3", host.hardware) is None
+    assert trained_elsewhere(tmp_path, host.hardware) is None
+    spec, cells, prov = reproduce._run_cells(Path(__file__).parents[1] / "results" / "table2" / "default")
+    assert "The model was" not in reproduce.markdown(spec, cells, {**prov, "model_machine": "this machine"})
+    assert f"The model was {elsewhere}." in reproduce.markdown(spec, cells, {**prov, "model_machine": elsewhere})
+
+
 def test_hardware_prompt_measures_both_prompts_side_by_side(host, tmp_path):
     """Greedy programs for this host's space, prompted with this host's hardware and another's, both
     measured here; a subgraph name that is not in the table is a one-line error."""

@@ -21,10 +21,12 @@ SHIPPED = REPO_ROOT / "data" / "model"
 
 
 def trained_for(folder: str | Path) -> dict | None:
-    """The hardware (Hardware's JSON as a dict) a shipped model's demonstration data was measured on."""
+    """The hardware (Hardware's JSON as a dict) a shipped model's demonstration data was measured on
+    (a model of an iterative run: the run's target.json)."""
     path = Path(folder) / "training.json"
     if not path.exists():
-        return None
+        run = Path(folder).parent / "target.json"
+        return json.loads(run.read_text()) if run.exists() else None
     facts = json.loads(path.read_text())
     # Shipped before cards named it: the machine that shipped it is the one its data was measured on.
     hw = facts.get("hardware") or facts.get("provenance", {}).get("target")
@@ -42,6 +44,19 @@ def shipped(hardware=None) -> Path:
     want = json.loads(hardware.to_json())
     folders = [SHIPPED] + sorted(SHIPPED.parent.glob(SHIPPED.name + "-*"))
     return next((f for f in folders if trained_for(f) == want), SHIPPED)
+
+
+def trained_elsewhere(folder: str | Path, hardware) -> str | None:
+    """None when the model's demonstration data was measured on `hardware` (or it names none: a
+    pretrained or test model), else where it was, in words: its prompts for `hardware` are new to it."""
+    from tlm_core.target import describe, other_than
+
+    trained = trained_for(folder)
+    other = other_than([trained], hardware) if trained else []
+    if not other:
+        return None
+    return (f"trained on programs measured on {other[0]}; this machine is "
+            f"{describe(json.loads(hardware.to_json()))}, which no prompt of its training named")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,14 @@ def describe(hw: dict) -> str:
             f"{hw.get('vector_registers', '?')} vector registers, L2 {hw.get('l2_kb', '?')} KiB)")
 
 
+def other_than(records, hardware: Hardware) -> list[str]:
+    """In words, each hardware record (as `describe` takes them; a "tvm" key is ignored) that is not
+    `hardware`: what a search log or a model's data was measured on, where that is not this machine."""
+    here = json.loads(hardware.to_json())
+    return sorted({describe(r) for r in ({k: v for k, v in (r or {}).items() if k != "tvm"} for r in records)
+                   if r != here})
+
+
 @dataclass(frozen=True)
 class ResolvedTarget:
     """A parsed `--target`: the hardware data and the TVM target built from it."""

@@ -31,10 +31,12 @@ def _available() -> tuple[bool, str]:
 
 def _tune(tasks, target, budget, measurer, workload, seed):
     from tlm_core.generate import task_seed
-    from tlm_core.model import load
+    from tlm_core.model import load, trained_elsewhere
     from tlm_core.train.demonstrations import generated_candidates
 
     folder = checkpoint(target.hardware)
+    if elsewhere := trained_elsewhere(folder, target.hardware):
+        log(f"tlm: the model {folder} was {elsewhere}")
     model, _ = load(folder)
     cands, invalid, gen_s = [], 0, 0.0
     for task in progress(tasks, "tlm: generate", unit="task"):
