@@ -126,7 +126,7 @@ def test_a_fresh_clone_resumes_from_the_committed_export(tmp_path):
 
 
 def test_a_run_trains_on_its_own_machines_records(tmp_path):
-    """The shipped export holds two CPUs' records: a run's SFT data is its own CPU's only."""
+    """The shipped export holds several CPUs' records: a run's SFT data is its own CPU's only."""
     import pandas as pd
 
     from tlm_core.target import Hardware, ResolvedTarget
@@ -135,17 +135,16 @@ def test_a_run_trains_on_its_own_machines_records(tmp_path):
 
     shipped = pd.read_parquet(demonstrations.EXPORT)
     ok = shipped[(shipped.status == demonstrations.OK) & ~shipped.stale & ~shipped.validation]
-    task = ok.groupby("task_hash").target.nunique().idxmax()  # a subgraph measured on both CPUs
-    both = ok[ok.task_hash == task]
-    assert both.target.nunique() == 2
+    task = ok.groupby("task_hash").target.nunique().idxmax()  # a subgraph measured on every CPU
+    every = ok[ok.task_hash == task]
+    assert every.target.nunique() == ok.target.nunique() >= 2
     export = tmp_path / "records.parquet"
-    both.to_parquet(export)
+    every.to_parquet(export)
     demonstrations.restore(tmp_path / "store", export)
-    for hw in both.target.unique():
+    for hw in every.target.unique():
         data = sft_data(str(tmp_path / "store"), 1, ResolvedTarget(Hardware.from_json(hw)))
         assert list(data.target) == [hw]
-        assert data.latency_s.iloc[0] == both[both.target == hw].latency_s.min()
-
+        assert data.latency_s.iloc[0] == every[every.target == hw].latency_s.min()
 
 def test_a_run_measured_on_one_cpu_does_not_go_on_on_another(host, tmp_path):
     """Latencies of two machines are not comparable: a resume on other hardware stops with a one-line
