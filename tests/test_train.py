@@ -128,11 +128,15 @@ def test_model_card_tells_the_shipped_models_own_history(tmp_path, host):
     (it / "convergence.jsonl").write_text("".join(json.dumps(
         {"round": r, "model": "m", "programs": n, "ok": n - 1, "weighted_latency_s": 1.0 / (r + 1)}) + "\n"
         for r, n in ((0, 1), (1, 2), (2, 3))))
+    for r, seconds in ((1, 1800), (2, 3600)):  # each round's measuring wall time
+        (it / f"round-{r}.measured").write_text(json.dumps({"candidates": 1, "invalid": 0, "seconds": seconds}))
     facts = card.ship(it / "model-1", tmp_path / "shipped", pre, it, records, host)
     assert [r["model"] for r in facts["sft_rounds"]] == ["model-0", "model-1"]
     assert [c["round"] for c in facts["convergence"]] == [0, 1]
     text = (tmp_path / "shipped" / "README.md").read_text()
     assert "SFT model-1" in text and "SFT model-2" not in text
+    assert "| measuring (generate, build, run) | 0.5 h," in text  # round 1 only: round 2 came after
+    assert "| total training time | 0.05 h: pretraining 0.02 h, SFT 0.03 h |" in text
     # What model-1 saw: round 1's point (2 programs), not the 3 records measured by the time of shipping.
     assert "2 measured programs (1 valid) of 2 training subgraphs; 1 of them timed on older" in text
     assert f"| measured on | 2 programs on {host.hardware.mcpu} (" in text  # the CPU its prompts named
@@ -170,3 +174,26 @@ def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monke
     err = capsys.readouterr().err
     assert "holds the model for othercpu" in err and f"--to data/model-{host.hardware.mcpu}" in err
     assert "Traceback" not in err and (tmp_path / "model" / "training.json").read_text().count("othercpu") == 1
+
+
+@pytest.mark.parametrize("folder", sorted((REPO_ROOT / "data").glob("model*")), ids=lambda p: p.name)
+def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder):
+    """Every shipped model (data/model, data/model-<mcpu>) loads with transformers, holds the weights of
+    the iterative run's model it names, and its card's numbers are that run's: the programs it saw are
+    the run's convergence point for its round, the card is rebuilt from training.json alone."""
+    from transformers import AutoModelForCausalLM
+
+    from tlm_core.train import card
+    from tlm_core.train.iterate import read_convergence
+
+    facts = json.loads((folder / "training.json").read_text())
+    made_by = REPO_ROOT / facts["model_dir"]
+    assert (folder / "model.safetensors").read_bytes() == (made_by / "model.safetensors").read_bytes()
+    loaded = AutoModelForCausalLM.from_pretrained(folder)
+    assert loaded.num_parameters() == facts["pretrain"]["parameters"]
+    round_ = int(made_by.name.split("-")[1])
+    point = next(c for c in read_convergence(made_by.parent / "convergence.jsonl") if c["round"] == round_)
+    assert facts["measured_programs"] == point["programs"]
+    assert (folder / "README.md").read_text() == card._card(facts)
+    if folder.name != "model":  # a CPU's own model is the default exactly there
+        assert M.trained_for(folder) == json.loads((made_by.parent / "target.json").read_text())

@@ -49,6 +49,11 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
                 continue
             if _summary(d):
                 rounds.append({"model": d.name, **_summary(d)})
+    # Measuring wall time, where every round of the model's history logged it (runs before 2026-11-30 did not).
+    markers = [json.loads(m.read_text()) for m in sorted(Path(iterate_dir).glob("round-*.measured"))
+               if last is None or int(m.name.split("-")[1].split(".")[0]) <= last] if iterate_dir else []
+    measuring = (round(sum(m["seconds"] for m in markers) / 3600, 2)
+                 if markers and all("seconds" in m for m in markers) else None)
     conv_path = Path(iterate_dir) / "convergence.jsonl" if iterate_dir else None
     convergence = read_convergence(conv_path) if conv_path and conv_path.exists() else []
     # Only records timed on the model's CPU taught it; the store may hold other CPUs'.
@@ -70,6 +75,7 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
         "measured_on": [{"hardware": hardware, "programs": seen["programs"] if seen else len(records)}],
         "convergence": [c for c in convergence if last is None or c["round"] <= last],
         "training_hours": round((pre.get("seconds", 0) + sum(r.get("seconds", 0) for r in rounds)) / 3600, 2),
+        "measuring_hours": measuring,
         "size_mb": round((to / "model.safetensors").stat().st_size / 2**20, 1),
         "provenance": provenance(target, command="tlm train ship"),
     }
@@ -120,7 +126,14 @@ def _card(f: dict) -> str:
         lines.append(f"| SFT {r['model']} | {r.get('train_sentences', 0):,} programs, {r.get('steps')} steps, "
                      f"final loss {r.get('final_train_loss')}, {r.get('seconds', 0) / 60:.1f} min |")
     lines += [
-        f"| total training time | {f['training_hours']} h on {prov.get('cpu', '?')} |",
+        # Pretraining may have run on another machine than the one that shipped the model: no "on" here.
+        (f"| total training time | {f['training_hours']} h: pretraining {pre.get('seconds', 0) / 3600:.2f} h, "
+         f"SFT {sum(r.get('seconds', 0) for r in f['sft_rounds']) / 3600:.2f} h |"),
+    ]
+    if f.get("measuring_hours") is not None:
+        lines.append(f"| measuring (generate, build, run) | {f['measuring_hours']} h, the iterative run's rounds |")
+    lines += [
+        f"| shipped on | {prov.get('cpu', '?')} |",
         f"| commit | {prov.get('git_commit', '?')}{' (dirty)' if prov.get('git_dirty') else ''} |",
         f"| date | {prov.get('date', '?')} |",
         f"| versions | {', '.join(f'{k} {v}' for k, v in prov.get('versions', {}).items())} |",

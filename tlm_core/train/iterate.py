@@ -115,6 +115,7 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
         _wait(lambda need=need: _done(out / f"model-{need}"), f"model-{need}")
         newest = max(j for j in range(need, i) if _done(out / f"model-{j}"))
         model, _ = M.load(out / f"model-{newest}")
+        started = time.time()  # the round's measuring wall time (generate, build, run) goes on the model card
         cands, invalid = [], 0
         for w, task in progress(entries, f"generate batch {i} (model-{newest})", unit="task"):
             made, res = demonstrations.generated_candidates(model, w, task, target, cfg.per_task,
@@ -127,7 +128,8 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
         with open(conv, "a") as f:
             f.write(json.dumps({**convergence_point(cfg.store, entries, i, target), "model": f"model-{newest}"}) + "\n")
         (out / f"round-{i}.measured").write_text(json.dumps({"candidates": len(cands), "invalid": invalid,
-                                                                    "model": newest}))
+                                                                    "model": newest,
+                                                                    "seconds": round(time.time() - started, 1)}))
 
 
 def _exit_on_sigterm() -> None:
