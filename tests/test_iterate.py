@@ -146,6 +146,7 @@ def test_a_run_trains_on_its_own_machines_records(tmp_path):
         assert list(data.target) == [hw]
         assert data.latency_s.iloc[0] == every[every.target == hw].latency_s.min()
 
+
 def test_a_run_measured_on_one_cpu_does_not_go_on_on_another(host, tmp_path):
     """Latencies of two machines are not comparable: a resume on other hardware stops with a one-line
     error, the shipped run names the CPU it was measured on, and SFT picks the best programs per target."""

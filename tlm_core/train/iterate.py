@@ -115,7 +115,9 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
         _wait(lambda need=need: _done(out / f"model-{need}"), f"model-{need}")
         newest = max(j for j in range(need, i) if _done(out / f"model-{j}"))
         model, _ = M.load(out / f"model-{newest}")
-        started = time.time()  # the round's measuring wall time (generate, build, run) goes on the model card
+        # The round's measuring wall time (generate, build, run) goes on the model card; a round resumed
+        # after a stop counts its last attempt only (what was measured before is served from the store).
+        started = time.time()
         cands, invalid = [], 0
         for w, task in progress(entries, f"generate batch {i} (model-{newest})", unit="task"):
             made, res = demonstrations.generated_candidates(model, w, task, target, cfg.per_task,
