@@ -112,51 +112,125 @@ def log_machines(info: dict, target) -> str | None:
 
 
 #: MetaSchedule keeps searching a subgraph whose space it has exhausted (an element-wise subgraph with
-#: one distinct program is asked for 63 more, a population of 2048 at a time): a search that commits no
-#: trial for this long after its first commit is stopped, and timed to its last committed trial.
+#: one distinct program is asked for 63 more, a population of 2048 at a time, and commits nothing): a
+#: search that commits no trial for this long (from its start or its last commit) is stopped, timed to
+#: its last committed trial, and the subgraph marked exhausted.
 STALL_SECONDS = 300
 
 
+def log_counts(folder: Path) -> dict[str, int]:
+    """Subgraph hash -> trials its log holds (records of workloads the log has not seen count 0)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from tlm_core.tasks import structural_hash
+
+    wl, rec = folder / "database_workload.json", folder / "database_tuning_record.json"
+    if not rec.exists():
+        return {}
+    hashes = [structural_hash(ms.database.Workload.from_json(json.loads(line)).mod)
+              for line in wl.read_text().splitlines() if line.strip()]
+    counts: dict[str, int] = {}
+    for line in rec.read_text().splitlines():
+        if line.strip():
+            h = hashes[json.loads(line)[0]]
+            counts[h] = counts.get(h, 0) + 1
+    return counts
+
+
+def reached(info: dict, counts: dict[str, int]) -> tuple[dict[str, int], set[str]]:
+    """Per subgraph: the trials its searches were asked for and reached, and the exhausted ones.
+
+    Logs searched all subgraphs at once before per-subgraph entries existed: every subgraph reached the
+    log's trials, and one holding fewer ended short because MetaSchedule found no new program for it.
+    """
+    if "reached" in info:
+        return dict(info["reached"]), set(info.get("exhausted", []))
+    n = info.get("trials", 0)
+    return ({h: n for h in counts}, {h for h, c in counts.items() if c < n}) if n else ({}, set())
+
+
 def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
-    """Extend the table's baseline log to `trials` per subgraph (MetaSchedule continues from its log)."""
+    """Extend the table's baseline log to `trials` per subgraph, one subgraph at a time.
+
+    MetaSchedule continues from the log (its database), so the search resumes wherever it stopped: a
+    subgraph's records are appended as they are measured, and each subgraph's segment (trials, wall
+    seconds, machine) is written when it ends, also when stopped (Ctrl-C, SIGTERM: the log stays valid,
+    and the next `search` goes on from the trials it holds). A subgraph whose space ran out is not
+    searched again. The log's `trials` is what every subgraph reached: the tables' columns up to it.
+    """
     import multiprocessing
     import os
     import signal
 
     from tlm_core.provenance import provenance
 
-    info = log_info(spec)
-    if info["trials"] >= trials:
-        return info
-    tasks = [t for _, t in subgraphs(spec)]
-    more = trials - info["trials"]
     folder = log_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
     records = folder / "database_tuning_record.json"
-    log(f"{spec.baseline}: searching {more} more trials on each of {len(tasks)} subgraphs into {folder}")
-    before = records.stat().st_size if records.exists() else 0
-    start = time.time()
-    # A child process in its own process group: a stalled search is stopped with its worker pools.
-    child = multiprocessing.get_context("fork").Process(
-        target=_search_child, args=(spec.baseline, tasks, target, more, str(folder), seed + len(info["segments"])))
-    child.start()
-    stalled = False
-    with progress(desc=f"{spec.baseline}: search (trials committed)", unit="trial") as bar:
-        while child.is_alive():
-            child.join(10)
-            if records.exists() and records.stat().st_size > before:
-                bar.n = sum(1 for _ in records.open()) - info["trials"] * len(tasks)
-                bar.refresh()
-                if time.time() - records.stat().st_mtime > STALL_SECONDS:
+    tasks = [t for _, t in subgraphs(spec)]
+    info = log_info(spec)
+    counts = log_counts(folder)
+    done, exhausted = reached(info, counts)
+    todo = [t for t in tasks if done.get(t.hash, 0) < trials and t.hash not in exhausted
+            and counts.get(t.hash, 0) < trials]
+    for t in tasks:  # an exhausted space reaches any number of trials (and a full one its own)
+        if t not in todo:
+            done[t.hash] = max(done.get(t.hash, 0), trials)
+    if not todo:
+        return _write_log_info(spec, info, done, exhausted)
+    asked = {t.hash: trials - counts.get(t.hash, 0) for t in todo}
+    log(f"{spec.baseline}: searching {sum(asked.values())} more trials on {len(todo)} of {len(tasks)} subgraphs "
+        f"(to {trials} each, one at a time, resumable) into {folder}")
+
+    def stop(*_):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop)  # a stopped search still writes its segment
+    try:
+        with progress(desc=f"{spec.baseline}: search (trials committed)", total=sum(asked.values()),
+                      unit="trial") as bar:
+            for i, t in enumerate(todo):
+                offset = sum(asked[u.hash] for u in todo[:i])
+                lines = sum(1 for _ in records.open()) if records.exists() else 0
+                start = last = time.time()
+                # A child process in its own process group: a stalled search is stopped with its worker pools.
+                child = multiprocessing.get_context("fork").Process(
+                    target=_search_child,
+                    args=(spec.baseline, [t], target, asked[t.hash], str(folder), seed + len(info["segments"])))
+                child.start()
+                how, n = "completed", 0
+                try:
+                    while child.is_alive():
+                        child.join(10)
+                        now = (sum(1 for _ in records.open()) if records.exists() else 0) - lines
+                        if now > n:
+                            n, last = now, time.time()
+                            bar.n = offset + n
+                            bar.refresh()
+                        if time.time() - last > STALL_SECONDS:
+                            os.killpg(child.pid, signal.SIGKILL)
+                            child.join()
+                            how = f"stopped: no trial committed for {STALL_SECONDS} s; timed to its last trial"
+                except KeyboardInterrupt:
                     os.killpg(child.pid, signal.SIGKILL)
                     child.join()
-                    stalled = True
-    if not stalled and child.exitcode != 0:
-        raise UserError(f"the {spec.baseline} search failed (exit {child.exitcode}); see the messages above")
-    end = records.stat().st_mtime if stalled else time.time()
-    return add_segment(spec, trials, more, round(end - start, 1), provenance(target, seed=seed),
-                       f"stopped: no trial committed for {STALL_SECONDS} s; timed to its last trial" if stalled
-                       else "completed")
+                    how = "interrupted; timed to its last committed trial"
+                if how == "completed" and child.exitcode != 0:
+                    raise UserError(f"the {spec.baseline} search of {t.name} failed (exit {child.exitcode}); "
+                                    "see the messages above")
+                new = (sum(1 for _ in records.open()) if records.exists() else 0) - lines
+                end = time.time() if how == "completed" else (records.stat().st_mtime if new else start)
+                if how.startswith("stopped") or (how == "completed" and new < asked[t.hash]):
+                    exhausted.add(t.hash)  # MetaSchedule found no new program: its space ran out
+                if not how.startswith("interrupted"):
+                    done[t.hash] = trials
+                info = _add_segment(spec, info, t, trials, asked[t.hash], new, round(end - start, 1),
+                                    provenance(target, seed=seed), how)
+                info = _write_log_info(spec, info, done, exhausted)
+                if how.startswith("interrupted"):
+                    raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return info
 
 
 def _search_child(name, tasks, target, budget, folder, seed) -> None:
@@ -168,16 +242,28 @@ def _search_child(name, tasks, target, budget, folder, seed) -> None:
     metaschedule.search(name, metaschedule.CONFIGS[name], tasks, target, budget, folder, seed)
 
 
-def add_segment(spec: TableSpec, trials: int, more: int, seconds: float, prov: dict, how: str) -> dict:
-    """Record a finished search segment in the log's search.json (its wall time per trial is the claims')."""
+def _add_segment(spec: TableSpec, info: dict, task, trials: int, asked: int, new: int, seconds: float,
+                 prov: dict, how: str) -> dict:
+    """A finished (or stopped) search of one subgraph: its wall time per trial is the claims' baseline time."""
+    import os
+
     from tlm_core.methods import metaschedule
 
-    info = log_info(spec)
     cfg = metaschedule.CONFIGS[spec.baseline]
-    info = {"method": spec.baseline, "trials": trials, "subgraphs": len(subgraphs(spec)),
-            "segments": [*info["segments"], {"trials": more, "seconds": seconds, "how": how,
-                                             "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                                             "provenance": prov}]}
+    # The load average at its end says whether it ran alone (about 2 on 2 cores: the search's own
+    # builder and runner) or beside other work, which inflates its seconds per trial.
+    seg = {"subgraph": task.name, "hash": task.hash, "to": trials, "asked": asked, "trials": new,
+           "seconds": seconds, "how": how, "load_average": [round(x, 2) for x in os.getloadavg()],
+           "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "provenance": prov}
+    return {**info, "segments": [*info["segments"], seg]}
+
+
+def _write_log_info(spec: TableSpec, info: dict, done: dict[str, int], exhausted: set[str]) -> dict:
+    """search.json: segments, per subgraph the trials reached, and the log's trials (what all reached)."""
+    hashes = [t.hash for _, t in subgraphs(spec)]
+    info = {"method": spec.baseline, "trials": min(done.get(h, 0) for h in hashes), "subgraphs": len(hashes),
+            "reached": {h: done.get(h, 0) for h in hashes}, "exhausted": sorted(exhausted & set(hashes)),
+            "segments": info["segments"]}
     (log_dir(spec) / "search.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -512,7 +598,8 @@ def _claims(spec, scale, tasks, methods, rows, points, plan, roller) -> dict:
         "value": None if reached is None else round(search_seconds(reached) / tlm_row["compile_seconds"], 2),
         "lower_bound": None if reached is not None else round(search_seconds(max(points)) / tlm_row["compile_seconds"], 2),
         "baseline_seconds_per_trial": round(plan["seconds_per_trial"], 3),
-        "baseline_search_conditions": [seg["provenance"].get("machine_load", "alone") for seg in plan["info"]["segments"]],
+        "baseline_search_conditions": sorted({seg["provenance"].get("machine_load", "alone")
+                                              for seg in plan["info"]["segments"]}),
         "baseline_searched_on": plan.get("elsewhere") or "this machine",
         "note": ("baseline time = its wall seconds per committed trial (search, builds, runs: the log's segments) "
                  "x the trials its subgraphs had up to that many; "

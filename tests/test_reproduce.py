@@ -247,3 +247,58 @@ def test_hardware_prompt_measures_both_prompts_side_by_side(host, tmp_path):
     assert sorted(df.prompt_mcpu) == sorted([host.hardware.mcpu, "elsewhere"])
     assert json.loads((out / "provenance.json").read_text())["other_hardware"]["mcpu"] == "elsewhere"
     assert hardware_prompt.main(["--other", str(other), "--subgraphs", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monkeypatch, host):
+    """`search` extends the log one subgraph at a time. Stopped (SIGTERM) mid-subgraph, the log keeps
+    what was measured and its segment says so; run again, it asks only for the trials missing, marks a
+    subgraph whose space ran out and never searches it again; the log's trials are what all reached."""
+    import os
+    import signal
+    import time
+    from dataclasses import replace
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from tlm_core.tasks import structural_hash
+
+    spec = replace(TABLES["table2"], subgraphs=3)
+    folder = tmp_path / "log"
+    folder.mkdir()
+    shutil.copy(reproduce.log_dir(TABLES["table2"]) / "database_workload.json", folder)
+    index = {structural_hash(ms.database.Workload.from_json(json.loads(line)).mod): i
+             for i, line in enumerate((folder / "database_workload.json").read_text().splitlines())}
+    a, b, c = (t for _, t in reproduce.subgraphs(spec))
+
+    def fake_child(name, tasks, target, budget, work_dir, seed):
+        """Commits `budget` trials, except: b is stopped after 2 the first time, c's space holds 1 program."""
+        os.setpgrp()
+        (t,) = tasks
+        asked = tmp_path / "asked.txt"
+        asked.write_text(asked.read_text() + f"{t.name}:{budget}\n" if asked.exists() else f"{t.name}:{budget}\n")
+        stop = t.hash == b.hash and not (tmp_path / "stopped").exists()
+        n = 2 if stop else 1 if t.hash == c.hash else budget
+        with (Path(work_dir) / "database_tuning_record.json").open("a") as f:
+            f.writelines(f"[{index[t.hash]}, {{}}]\n" for _ in range(n))
+        if stop:
+            (tmp_path / "stopped").touch()
+            os.kill(os.getppid(), signal.SIGTERM)
+            time.sleep(60)  # killed by the parent's handler
+
+    monkeypatch.setattr(reproduce, "log_dir", lambda _spec: folder)
+    monkeypatch.setattr(reproduce, "_search_child", fake_child)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.search(spec, 4, host)
+    info = reproduce.log_info(spec)
+    assert info["trials"] == 0 and info["reached"] == {a.hash: 4, b.hash: 0, c.hash: 0}
+    assert [(s["subgraph"], s["trials"]) for s in info["segments"]] == [(a.name, 4), (b.name, 2)]
+    assert info["segments"][-1]["how"].startswith("interrupted")
+
+    info = reproduce.search(spec, 4, host)  # goes on: b needs 2 more, c gives 1 of 4 and is exhausted
+    assert info["trials"] == 4 and info["exhausted"] == [c.hash]
+    info = reproduce.search(spec, 8, host)
+    assert info["trials"] == 8 and reproduce.log_counts(folder) == {a.hash: 8, b.hash: 8, c.hash: 1}
+    asked = (tmp_path / "asked.txt").read_text().split()
+    assert asked == [f"{a.name}:4", f"{b.name}:4", f"{b.name}:2", f"{c.name}:4", f"{a.name}:4", f"{b.name}:4"]
+    before = reproduce.log_info(spec)
+    assert reproduce.search(spec, 8, host)["segments"] == before["segments"]  # nothing left to search
