@@ -895,7 +895,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reproduce: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("reproduce: interrupted (run again with --resume to keep what was measured)", file=sys.stderr)
+        print("reproduce: interrupted (" + ("the log keeps every trial committed; run the same command again to "
+                                           "go on" if args.what == "search" else
+                                           "run again with --resume to keep what was measured") + ")", file=sys.stderr)
         return 130
     if args.json:
         emit_json(res)
