@@ -233,6 +233,31 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
     return info
 
 
+def search_pace(info: dict, counts: dict[str, int]) -> dict[str, list[tuple[int, float]]]:
+    """Per subgraph, its trials in the order searched as (trials, seconds per trial) pieces.
+
+    A segment of one subgraph has its own pace; a segment that searched all subgraphs at once (the logs
+    before per-subgraph search) shares its seconds over the trials it committed, which are those the
+    per-subgraph segments did not. A log continued on another machine is timed piece by piece.
+    """
+    own = [s for s in info["segments"] if "hash" in s]
+    shared = [s for s in info["segments"] if "hash" not in s]
+    later = {h: sum(s["trials"] for s in own if s["hash"] == h) for h in counts}
+    first = {h: max(n - later[h], 0) for h, n in counts.items()}
+    shared_pace = sum(s["seconds"] for s in shared) / max(sum(first.values()), 1)
+    return {h: [(first[h], shared_pace)] + [(s["trials"], s["seconds"] / s["trials"])
+                                           for s in own if s["hash"] == h and s["trials"]] for h in counts}
+
+
+def seconds_to(pace: list[tuple[int, float]], trials: int) -> float:
+    """Wall seconds a subgraph's search took to its first `trials` trials."""
+    total, left = 0.0, trials
+    for n, per in pace:
+        total += min(left, n) * per
+        left -= min(left, n)
+    return total
+
+
 def _search_child(name, tasks, target, budget, folder, seed) -> None:
     import os
 
@@ -340,10 +365,10 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         # 2. Each baseline's best programs at each column's trials (and the claims' checkpoints).
         for p in plans:
             spec, tried = p["spec"], trials_in_order(p["spec"])
-            # Wall seconds per trial the search committed (a subgraph with a small space gets fewer than
-            # asked), and per scale subgraph how many trials it had: the time to B trials is their product.
+            # The claims' time to B trials: per subgraph, its trials at the pace of the segment that
+            # searched them (a subgraph with a small space has fewer than asked); the mean is reported.
             p["seconds_per_trial"] = sum(s["seconds"] for s in p["info"]["segments"]) / sum(map(len, tried.values()))
-            p["trials_of"] = {t.hash: len(tried.get(t.hash, [])) for _, t in p["entries"]}
+            p["pace"] = search_pace(p["info"], {h: len(v) for h, v in tried.items()})
             p["points"] = sorted({b for b in (*p["scale"].trials, *CURVE) if b <= p["info"]["trials"]})
             p["base"] = {b: [Candidate(t, trace, w, spec.baseline, extra_json(
                                  trials=b, search_rank=r, search_mean_s=None if sec == math.inf else sec))
@@ -429,7 +454,7 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
                 "hash": t.hash, "weight": t.weight, "best_ms": ms(b.get(t.hash)),
                 "selected_ms": ms(selected.get((label, t.hash)))}
                for label, b in methods.items() for w, t in entries]
-    cells = _cells(spec, scale, tasks, methods, points, info["trials"], plan.get("elsewhere"))
+    cells = _cells(spec, scale, tasks, methods, points, info, plan.get("elsewhere"))
     claims = _claims(spec, scale, tasks, methods, rows, points, plan, roller)
     prov = provenance(ctx["target"], scale=scale.name, table=spec.name, seed=ctx["seed"], scale_settings=asdict(scale),
                       subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
@@ -443,7 +468,7 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
             "wall_seconds": prov["wall_seconds_of_the_sitting"]}
 
 
-def _cells(spec, scale, tasks, methods: dict, points, log_trials: int, elsewhere: str | None = None) -> list[dict]:
+def _cells(spec, scale, tasks, methods: dict, points, info: dict, elsewhere: str | None = None) -> list[dict]:
     """The table's cells: each TLM row (and the baseline's largest) over each column."""
     cols = [(spec.baseline, b) for b in scale.trials] + [("tlm", max(scale.tlm_times))]
     row_labels = [f"tlm@{k}" for k in scale.tlm_times] + [f"{spec.baseline}@{max(points)}"]
@@ -456,8 +481,11 @@ def _cells(spec, scale, tasks, methods: dict, points, log_trials: int, elsewhere
                     "baseline": cm, "baseline_trials": cb, "column": cl,
                     "paper": spec.paper.get((paper_row, cb)) if cm == spec.baseline else None}
             if cl not in methods:
-                cell.update(overall_speedup=None, status=f"missing: the {spec.baseline} log has "
-                            f"{log_trials} trials per subgraph, not {cb} (run --scale full)")
+                there = sum(n >= cb for n in info.get("reached", {}).values())
+                cell.update(overall_speedup=None, status=f"missing: the {spec.baseline} log has {info['trials']} "
+                            f"trials per subgraph, {there} of {info.get('subgraphs', len(tasks))} subgraphs "
+                            f"{cb} (`python -m benchmarks.reproduce search {spec.name} --trials {cb}` goes on "
+                            "from it, resumable; or --scale full)")
             else:
                 cell.update(_speedup(tasks, methods[rl], methods[cl]))
                 cell["status"] = "ok" if not (cell["failures_method"] or cell["failures_baseline"]) else "failures"
@@ -588,7 +616,7 @@ def _claims(spec, scale, tasks, methods, rows, points, plan, roller) -> dict:
             break
 
     def search_seconds(b: int) -> float:
-        return plan["seconds_per_trial"] * sum(min(b, plan["trials_of"][t.hash]) for t in tasks)
+        return sum(seconds_to(plan["pace"].get(t.hash, []), b) for t in tasks)
 
     out["compile_time_speedup_at_equal_performance"] = {
         "tlm_measurements": k, "tlm_compile_seconds": tlm_row["compile_seconds"],
@@ -601,8 +629,8 @@ def _claims(spec, scale, tasks, methods, rows, points, plan, roller) -> dict:
         "baseline_search_conditions": sorted({seg["provenance"].get("machine_load", "alone")
                                               for seg in plan["info"]["segments"]}),
         "baseline_searched_on": plan.get("elsewhere") or "this machine",
-        "note": ("baseline time = its wall seconds per committed trial (search, builds, runs: the log's segments) "
-                 "x the trials its subgraphs had up to that many; "
+        "note": ("baseline time = per subgraph, its trials up to that many x the wall seconds per committed trial "
+                 "(search, builds, runs) of the log's segment that searched them; "
                  "TLM time = the seconds to generate its k programs per subgraph + their build and run seconds, "
                  "one after the other (no parallel builds: conservative for TLM). "
                  + ("" if reached else f"The baseline did not reach TLM@{k} within {max(points)} trials: "
@@ -722,7 +750,7 @@ def _run_cells(run: Path) -> tuple:
     points = [int(lb.split("@")[1]) for lb in methods if lb.startswith(spec.baseline + "@")]
     elsewhere = prov.get("baseline_log_machine")
     elsewhere = None if elsewhere in (None, "this machine") else elsewhere
-    return spec, _cells(spec, scale, tasks, methods, points, prov["baseline_log"]["trials"], elsewhere), prov
+    return spec, _cells(spec, scale, tasks, methods, points, prov["baseline_log"], elsewhere), prov
 
 
 @dataclass(frozen=True)

@@ -302,3 +302,17 @@ def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monke
     assert asked == [f"{a.name}:4", f"{b.name}:4", f"{b.name}:2", f"{c.name}:4", f"{a.name}:4", f"{b.name}:4"]
     before = reproduce.log_info(spec)
     assert reproduce.search(spec, 8, host)["segments"] == before["segments"]  # nothing left to search
+
+
+def test_search_time_to_b_trials_takes_each_segment_at_its_own_pace():
+    """A log searched all at once and then continued one subgraph at a time (maybe on another machine):
+    the time to B trials counts each subgraph's trials at the pace of the segment that searched them."""
+    info = {"segments": [{"trials": 4, "seconds": 30.0},  # both subgraphs at once: 6 trials committed
+                         {"hash": "a", "trials": 4, "seconds": 40.0}, {"hash": "b", "trials": 0, "seconds": 9.0}]}
+    pace = reproduce.search_pace(info, {"a": 8, "b": 2})
+    assert pace == {"a": [(4, 5.0), (4, 10.0)], "b": [(2, 5.0)]}
+    assert reproduce.seconds_to(pace["a"], 6) == 4 * 5.0 + 2 * 10.0
+    assert reproduce.seconds_to(pace["b"], 1000) == 10.0  # a small space: its 2 trials are all it took
+    # A log of one shared segment: every trial at the same pace, as before per-subgraph search.
+    assert reproduce.search_pace({"segments": [{"trials": 4, "seconds": 30.0}]}, {"a": 4, "b": 2}) == {
+        "a": [(4, 5.0)], "b": [(2, 5.0)]}
