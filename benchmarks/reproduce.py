@@ -2,7 +2,8 @@
 specs of `benchmarks.tables`.
 
     python -m benchmarks.reproduce table2|table3|tables|claims|figure10|figure13|methods --scale smoke|default|full
-    python -m benchmarks.reproduce search table2 --trials 64     # the baseline's search log (the full path)
+    python -m benchmarks.reproduce search table2 --trials 1000   # extend the baseline's search log (resumable)
+    python -m benchmarks.reproduce search table2 --trials 1000 --rpc HOST:PORT:KEY   # trials on RPC servers
     python -m benchmarks.reproduce select                        # re-draw data/tables/subgraphs.json
     python -m benchmarks.reproduce compare RUN_DIR...            # finished runs side by side (no measuring)
     python -m benchmarks.reproduce retabulate RUN_DIR...         # rewrite table.csv/md from subgraphs.csv
@@ -149,7 +150,7 @@ def reached(info: dict, counts: dict[str, int]) -> tuple[dict[str, int], set[str
     return ({h: n for h in counts}, {h for h, c in counts.items() if c < n}) if n else ({}, set())
 
 
-def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
+def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dict:
     """Extend the table's baseline log to `trials` per subgraph, one subgraph at a time.
 
     MetaSchedule continues from the log (its database), so the search resumes wherever it stopped: a
@@ -157,6 +158,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
     seconds, machine) is written when it ends, also when stopped (Ctrl-C, SIGTERM: the log stays valid,
     and the next `search` goes on from the trials it holds). A subgraph whose space ran out is not
     searched again. The log's `trials` is what every subgraph reached: the tables' columns up to it.
+    With `rpc` (a metaschedule.Tracker) the trials run on the tracker's servers, several at a time.
     """
     import multiprocessing
     import os
@@ -179,6 +181,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
     if not todo:
         return _write_log_info(spec, info, done, exhausted)
     asked = {t.hash: trials - counts.get(t.hash, 0) for t in todo}
+    runner = f"rpc tracker {rpc.host}:{rpc.port} key {rpc.key} ({rpc.servers()} servers)" if rpc else "local"
     log(f"{spec.baseline}: searching {sum(asked.values())} more trials on {len(todo)} of {len(tasks)} subgraphs "
         f"(to {trials} each, one at a time, resumable) into {folder}")
 
@@ -195,7 +198,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
                 # A child process in its own process group: a stalled search is stopped with its worker pools.
                 child = multiprocessing.get_context("fork").Process(
                     target=_search_child,
-                    args=(spec.baseline, [t], target, asked[t.hash], str(folder), seed + len(info["segments"])))
+                    args=(spec.baseline, [t], target, asked[t.hash], str(folder), seed + len(info["segments"]), rpc))
                 child.start()
                 how, n = "completed", 0
                 try:
@@ -224,7 +227,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0) -> dict:
                 if not how.startswith("interrupted"):
                     done[t.hash] = trials
                 info = _add_segment(spec, info, t, trials, asked[t.hash], new, round(end - start, 1),
-                                    provenance(target, seed=seed), how)
+                                    provenance(target, seed=seed), how, runner)
                 info = _write_log_info(spec, info, done, exhausted)
                 if how.startswith("interrupted"):
                     raise KeyboardInterrupt
@@ -258,17 +261,17 @@ def seconds_to(pace: list[tuple[int, float]], trials: int) -> float:
     return total
 
 
-def _search_child(name, tasks, target, budget, folder, seed) -> None:
+def _search_child(name, tasks, target, budget, folder, seed, rpc=None) -> None:
     import os
 
     from tlm_core.methods import metaschedule
 
     os.setpgrp()
-    metaschedule.search(name, metaschedule.CONFIGS[name], tasks, target, budget, folder, seed)
+    metaschedule.search(name, metaschedule.CONFIGS[name], tasks, target, budget, folder, seed, rpc)
 
 
 def _add_segment(spec: TableSpec, info: dict, task, trials: int, asked: int, new: int, seconds: float,
-                 prov: dict, how: str) -> dict:
+                 prov: dict, how: str, runner: str = "local") -> dict:
     """A finished (or stopped) search of one subgraph: its wall time per trial is the claims' baseline time."""
     import os
 
@@ -278,7 +281,7 @@ def _add_segment(spec: TableSpec, info: dict, task, trials: int, asked: int, new
     # The load average at its end says whether it ran alone (about 2 on 2 cores: the search's own
     # builder and runner) or beside other work, which inflates its seconds per trial.
     seg = {"subgraph": task.name, "hash": task.hash, "to": trials, "asked": asked, "trials": new,
-           "seconds": seconds, "how": how, "load_average": [round(x, 2) for x in os.getloadavg()],
+           "seconds": seconds, "how": how, "runner": runner, "load_average": [round(x, 2) for x in os.getloadavg()],
            "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "provenance": prov}
     return {**info, "segments": [*info["segments"], seg]}
 
@@ -318,7 +321,7 @@ def trials_in_order(spec: TableSpec) -> dict[str, list[tuple[str, float]]]:
 
 # -- the tables -------------------------------------------------------------------------------------
 def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed: int = 0,
-               resume: bool = False, challenger: Path | None = None) -> list[dict]:
+               resume: bool = False, challenger: Path | None = None, rpc=None) -> list[dict]:
     """Measure one or more tables in one sitting: one Measurer and one record store, so that every
     number of every table is measured side by side; a subgraph shared by two tables is generated and
     measured once (content keys).
@@ -339,7 +342,7 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         # The baseline's log first: a missing shipped log is a user error before anything is measured.
         if scale.search_live:
             for b in sorted(scale.trials):
-                search(spec, b, target, seed)
+                search(spec, b, target, seed, rpc)
         info = log_info(spec)
         if info["trials"] == 0:
             raise UserError(f"no search log of {spec.baseline} at {log_dir(spec)}; run `python -m "
@@ -880,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="default", choices=("smoke", "default", "full"))
     p.add_argument("--out", help="results root (default results/; a table goes to ROOT/<table>/<scale>)")
     p.add_argument("--trials", type=int, default=64, help="for `search`: trials per subgraph to reach")
+    p.add_argument("--rpc", metavar="HOST:PORT:KEY",
+                   help="for `search` (and --scale full): run the trials on the servers of this TVM RPC tracker")
     p.add_argument("--target", default="host")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
@@ -888,15 +893,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     args = p.parse_args(argv)
     try:
+        from tlm_core.methods.metaschedule import Tracker
         from tlm_core.target import resolve_target
 
+        rpc = Tracker.parse(args.rpc) if args.rpc else None
         if args.what == "select":
             cmd_select(args)
             return 0
         if args.what == "search":
             if len(args.rest) != 1 or args.rest[0] not in TABLES:
                 raise UserError(f"search which table? one of {', '.join(TABLES)}")
-            res = search(TABLES[args.rest[0]], args.trials, resolve_target(args.target), args.seed)
+            res = search(TABLES[args.rest[0]], args.trials, resolve_target(args.target), args.seed, rpc)
         elif args.what in ("retabulate", "compare"):
             if not args.rest:
                 raise UserError(f"{args.what} which runs? give their directories (e.g. results/table2/default)")
@@ -912,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.challenger and not (Path(args.challenger) / "config.json").exists():
                 raise UserError(f"--challenger {args.challenger}: no trained model there (no config.json)")
             res = run_tables([TABLES[n] for n in names], args.scale, outs, resolve_target(args.target), args.seed,
-                             args.resume, challenger=args.challenger)
+                             args.resume, challenger=args.challenger, rpc=rpc)
             claims = write_claims(root, args.scale)
             if args.what == "claims":
                 res = claims

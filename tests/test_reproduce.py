@@ -270,7 +270,7 @@ def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monke
              for i, line in enumerate((folder / "database_workload.json").read_text().splitlines())}
     a, b, c = (t for _, t in reproduce.subgraphs(spec))
 
-    def fake_child(name, tasks, target, budget, work_dir, seed):
+    def fake_child(name, tasks, target, budget, work_dir, seed, rpc=None):
         """Commits `budget` trials, except: b is stopped after 2 the first time, c's space holds 1 program."""
         os.setpgrp()
         (t,) = tasks
@@ -316,3 +316,55 @@ def test_search_time_to_b_trials_takes_each_segment_at_its_own_pace():
     # A log of one shared segment: every trial at the same pace, as before per-subgraph search.
     assert reproduce.search_pace({"segments": [{"trials": 4, "seconds": 30.0}]}, {"a": 4, "b": 2}) == {
         "a": [(4, 5.0)], "b": [(2, 5.0)]}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path, monkeypatch, host):
+    """`search --rpc HOST:PORT:KEY`: TVM's own tracker and server (here both on this machine) run the
+    trials; the log holds real timings and its segment names the runner. A wrong tracker is one line."""
+    import subprocess
+    import sys
+    import time
+
+    from tlm_core.errors import UserError
+    from tlm_core.methods.metaschedule import Tracker
+
+    with pytest.raises(UserError, match="HOST:PORT:KEY"):
+        Tracker.parse("localhost:9190")
+    port = _free_port()
+    with pytest.raises(UserError, match="no RPC tracker answers"):
+        Tracker("127.0.0.1", port, "tlm").servers()
+    assert reproduce.main(["search", "table2", "--rpc", "nowhere"]) == 2
+    procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
+                               str(port), "--port-end", str(port + 1), "--silent"])]
+    try:
+        tracker, server = Tracker("127.0.0.1", port, "tlm-test"), _free_port()
+        for _ in range(60):  # the tracker binds, then the server registers
+            time.sleep(0.5)
+            try:
+                tracker.servers()
+                break
+            except UserError as err:
+                if "no server" in str(err) and len(procs) == 1:
+                    procs.append(subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--tracker",
+                                                   f"127.0.0.1:{port}", "--key", "tlm-test", "--host", "127.0.0.1",
+                                                   "--port", str(server), "--port-end", str(server + 1),
+                                                   "--silent"]))
+        assert tracker.servers() == 1
+        small = reproduce.subgraphs(TABLES["table2"])[10]  # bert_tiny's fused_matmul3_add4: 17 MFLOP
+        monkeypatch.setattr(reproduce, "subgraphs", lambda spec, n=None: [small])
+        monkeypatch.setattr(reproduce, "log_dir", lambda _spec: tmp_path / "log")
+        info = reproduce.search(TABLES["table2"], 4, host, rpc=tracker)
+    finally:
+        for p in procs:
+            p.terminate()
+    assert info["trials"] == 4 and info["segments"][0]["runner"].startswith(f"rpc tracker 127.0.0.1:{port}")
+    runs = [json.loads(line)[1][1] for line in (tmp_path / "log" / "database_tuning_record.json").open()]
+    assert len(runs) == 4 and all(0 < r[0] < 1 for r in runs)  # real timings, not MetaSchedule's 1e10 failures

@@ -25,8 +25,10 @@ gradient task scheduler.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
+from tlm_core.errors import UserError
 from tlm_core.measure.harness import Candidate, trace_to_json
 from tlm_core.methods import Method, extra_json
 from tlm_core.tasks import structural_hash
@@ -96,8 +98,57 @@ def _space(cfg: SearchConfig, kind: str):
     return ms.space_generator.PostOrderApply(sch_rules=rules, postprocs="llvm", mutator_probs="llvm")
 
 
-def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: str, seed: int):
-    """Run MetaSchedule on the tasks; returns (database, notes)."""
+@dataclass(frozen=True)
+class Tracker:
+    """A TVM RPC tracker whose servers under `key` run the trials (machines of the target's kind)."""
+
+    host: str
+    port: int
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> Tracker:
+        parts = text.split(":")
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2]:
+            raise UserError(f"--rpc {text!r}: give the tracker as HOST:PORT:KEY (e.g. 127.0.0.1:9190:xeon)")
+        return cls(parts[0], int(parts[1]), parts[2])
+
+    def servers(self) -> int:
+        """How many servers the tracker has under the key (a clear error when none or no tracker)."""
+        import tvm.rpc
+
+        start = (f"start one per measuring machine: python -m tvm.exec.rpc_server --tracker "
+                 f"{self.host}:{self.port} --key {self.key}")
+        try:
+            socket.create_connection((self.host, self.port), timeout=5).close()  # TVM retries for a minute
+            summary = tvm.rpc.connect_tracker(self.host, self.port).summary()
+        except (RuntimeError, OSError):
+            raise UserError(f"no RPC tracker answers at {self.host}:{self.port}; start one: "
+                            f"python -m tvm.exec.rpc_tracker --host {self.host} --port {self.port}") from None
+        n = sum(1 for s in summary.get("server_info", []) if s.get("key") == f"server:{self.key}")
+        if not n:
+            raise UserError(f"the tracker at {self.host}:{self.port} has no server under key {self.key!r}; {start}")
+        return n
+
+
+def _runner(rpc: Tracker | None):
+    """MetaSchedule's runner: local, or one session per RPC server of the tracker (same timing rules)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    timing = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100)
+    if rpc is None:
+        return ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=timing, initializer=_init_worker), "local"
+    n = rpc.servers()
+    config = ms.runner.RPCConfig(tracker_host=rpc.host, tracker_port=rpc.port, tracker_key=rpc.key,
+                                 session_timeout_sec=60)
+    return (ms.runner.RPCRunner(rpc_config=config, evaluator_config=timing, max_workers=n),
+            f"rpc tracker {rpc.host}:{rpc.port} key {rpc.key} ({n} servers)")
+
+
+def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: str, seed: int,
+           rpc: Tracker | None = None):
+    """Run MetaSchedule on the tasks; returns (database, notes). With `rpc`, the trials run on the
+    tracker's servers (builds stay here: they must target the servers' CPU, `target`)."""
     from tvm.s_tir import meta_schedule as ms
 
     from tlm_core.tvm_env import load_tensor_intrinsics
@@ -116,7 +167,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     ]
     builder = ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1, timeout_sec=30.0, f_build=_fast_build,
                                       initializer=_init_worker)
-    runner = ms.runner.LocalRunner(timeout_sec=30.0, initializer=_init_worker)
+    runner, where = _runner(rpc)
     database = ms.database.JSONDatabase(work_dir=work_dir)
     # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
     # subgraph early when its space runs out, so the bar can end short of its total).
@@ -132,7 +183,8 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
                                  runner=runner, database=database, measure_callbacks=callbacks,
                                  cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores), task_scheduler="gradient")
     notes = {"builder": "MetaSchedule LocalBuilder with tlm's fast build function (CPU tensor intrinsics only)",
-             "runner": "MetaSchedule LocalRunner (number=3, repeat=1, min_repeat_ms=100)",
+             "runner": f"MetaSchedule {'LocalRunner' if rpc is None else 'RPCRunner, ' + where} "
+                       "(number=3, repeat=1, min_repeat_ms=100)",
              "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "database": work_dir,
              "remeasured_per_task": REMEASURE}
     return database, notes
