@@ -486,9 +486,9 @@ def _cells(spec, scale, tasks, methods: dict, points, info: dict, elsewhere: str
             if cl not in methods:
                 there = sum(n >= cb for n in info.get("reached", {}).values())
                 cell.update(overall_speedup=None, status=f"missing: the {spec.baseline} log has {info['trials']} "
-                            f"trials per subgraph, {there} of {info.get('subgraphs', len(tasks))} subgraphs "
-                            f"{cb} (`python -m benchmarks.reproduce search {spec.name} --trials {cb}` goes on "
-                            "from it, resumable; or --scale full)")
+                            f"trials on every subgraph, {cb} on {there} of {info.get('subgraphs', len(tasks))} "
+                            f"(`python -m benchmarks.reproduce search {spec.name} --trials {cb}` goes on from it, "
+                            "resumable; or --scale full)")
             else:
                 cell.update(_speedup(tasks, methods[rl], methods[cl]))
                 cell["status"] = "ok" if not (cell["failures_method"] or cell["failures_baseline"]) else "failures"

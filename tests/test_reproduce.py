@@ -368,3 +368,11 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path, mon
     assert info["trials"] == 4 and info["segments"][0]["runner"].startswith(f"rpc tracker 127.0.0.1:{port}")
     runs = [json.loads(line)[1][1] for line in (tmp_path / "log" / "database_tuning_record.json").open()]
     assert len(runs) == 4 and all(0 < r[0] < 1 for r in runs)  # real timings, not MetaSchedule's 1e10 failures
+
+
+def test_a_column_the_log_has_not_reached_says_how_far_it_is_and_how_to_go_on():
+    spec, cells, prov = reproduce._run_cells(Path(__file__).parents[1] / "results" / "table2" / "default")
+    missing = [c for c in cells if c["baseline_trials"] == 1000]
+    assert missing and all(c["overall_speedup"] is None for c in missing)
+    assert "has 64 trials on every subgraph, 1000 on 0 of 23" in missing[0]["status"]
+    assert "benchmarks.reproduce search table2 --trials 1000" in missing[0]["status"]
