@@ -162,7 +162,7 @@ def _registry() -> dict[str, Method]:
         untuned,
     )
 
-    ms = [untuned.METHOD, random_search.METHOD, tlm.METHOD, metaschedule.METHOD, metaschedule.ANSOR,
+    ms = [untuned.METHOD, random_search.METHOD, tlm.METHOD, metaschedule.METHOD, metaschedule.ANSOR_METHOD,
           roller.METHOD, pytorch.METHOD, tensorrt.METHOD]
     return {m.name: m for m in ms}
 

@@ -241,7 +241,7 @@ def _make_tune(name: str, cfg: SearchConfig):
 METHOD = Method("metaschedule", "TVM MetaSchedule: evolutionary search + XGBoost cost model (population 512), "
                 "budget trials per subgraph; its best traces re-measured by tlm's harness",
                 True, _available, _make_tune("metaschedule", METASCHEDULE))
-ANSOR = Method("ansor", "Ansor-style (MetaSchedule implementation): MetaSchedule with Ansor's SketchPolicy defaults "
-               "where they differ (population 2048, max vectorize 16; 4 genetic iterations, mutation 0.85, "
-               "eps-greedy 0.05, XGBoost cost model as both); Ansor itself was removed from TVM after v0.19",
-               True, _available, _make_tune("ansor", ANSOR))
+ANSOR_METHOD = Method("ansor", "Ansor-style (MetaSchedule implementation): MetaSchedule with Ansor's SketchPolicy "
+                      "defaults where they differ (population 2048, max vectorize 16; 4 genetic iterations, mutation 0.85, "
+                      "eps-greedy 0.05, XGBoost cost model as both); Ansor itself was removed from TVM after v0.19",
+                      True, _available, _make_tune("ansor", ANSOR))
