@@ -169,7 +169,8 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
     folder = log_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
     records = folder / "database_tuning_record.json"
-    tasks = [t for _, t in subgraphs(spec)]
+    entries = subgraphs(spec)
+    tasks, workload_of = [t for _, t in entries], {t.hash: w for w, t in entries}
     info = log_info(spec)
     counts = log_counts(folder)
     done, exhausted = reached(info, counts)
@@ -226,8 +227,8 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
                     exhausted.add(t.hash)  # MetaSchedule found no new program: its space ran out
                 if not how.startswith("interrupted"):
                     done[t.hash] = trials
-                info = _add_segment(spec, info, t, trials, asked[t.hash], new, round(end - start, 1),
-                                    provenance(target, seed=seed), how, runner)
+                info = _add_segment(spec, info, workload_of[t.hash], t, trials, asked[t.hash], new,
+                                    round(end - start, 1), provenance(target, seed=seed), how, runner)
                 info = _write_log_info(spec, info, done, exhausted)
                 if how.startswith("interrupted"):
                     raise KeyboardInterrupt
@@ -270,7 +271,7 @@ def _search_child(name, tasks, target, budget, folder, seed, rpc=None) -> None:
     metaschedule.search(name, metaschedule.CONFIGS[name], tasks, target, budget, folder, seed, rpc)
 
 
-def _add_segment(spec: TableSpec, info: dict, task, trials: int, asked: int, new: int, seconds: float,
+def _add_segment(spec: TableSpec, info: dict, workload: str, task, trials: int, asked: int, new: int, seconds: float,
                  prov: dict, how: str, runner: str = "local") -> dict:
     """A finished (or stopped) search of one subgraph: its wall time per trial is the claims' baseline time."""
     import os
@@ -280,7 +281,7 @@ def _add_segment(spec: TableSpec, info: dict, task, trials: int, asked: int, new
     cfg = metaschedule.CONFIGS[spec.baseline]
     # The load average at its end says whether it ran alone (about 2 on 2 cores: the search's own
     # builder and runner) or beside other work, which inflates its seconds per trial.
-    seg = {"subgraph": task.name, "hash": task.hash, "to": trials, "asked": asked, "trials": new,
+    seg = {"workload": workload, "subgraph": task.name, "hash": task.hash, "to": trials, "asked": asked, "trials": new,
            "seconds": seconds, "how": how, "runner": runner, "load_average": [round(x, 2) for x in os.getloadavg()],
            "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "provenance": prov}
     return {**info, "segments": [*info["segments"], seg]}
