@@ -159,6 +159,8 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
     and the next `search` goes on from the trials it holds). A subgraph whose space ran out is not
     searched again. The log's `trials` is what every subgraph reached: the tables' columns up to it.
     With `rpc` (a metaschedule.Tracker) the trials run on the tracker's servers, several at a time.
+    Each subgraph's search is a forked child: call this from a process whose OpenMP pool has not
+    started (the CLI's), as a fork of a running libgomp pool crashes in the child's XGBoost.
     """
     import multiprocessing
     import os

@@ -326,7 +326,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path, monkeypatch, host):
+def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
     """`search --rpc HOST:PORT:KEY`: TVM's own tracker and server (here both on this machine) run the
     trials; the log holds real timings and its segment names the runner. A wrong tracker is one line."""
     import subprocess
@@ -358,10 +358,25 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path, mon
                                                    "--port", str(server), "--port-end", str(server + 1),
                                                    "--silent"]))
         assert tracker.servers() == 1
-        small = reproduce.subgraphs(TABLES["table2"])[10]  # bert_tiny's fused_matmul3_add4: 17 MFLOP
-        monkeypatch.setattr(reproduce, "subgraphs", lambda spec, n=None: [small])
-        monkeypatch.setattr(reproduce, "log_dir", lambda _spec: tmp_path / "log")
-        info = reproduce.search(TABLES["table2"], 4, host, rpc=tracker)
+        # In a fresh process, as the CLI runs it: `search` forks its MetaSchedule child, and a fork of a
+        # process whose OpenMP pool is running (this one's, after the tests before) crashes in libgomp.
+        script = (
+            "import json\n"
+            "from pathlib import Path\n"
+            "from benchmarks import reproduce\n"
+            "from benchmarks.tables import TABLES\n"
+            "from tlm_core.methods.metaschedule import Tracker\n"
+            "from tlm_core.target import resolve_target\n"
+            "small = reproduce.subgraphs(TABLES['table2'])[10]  # bert_tiny's fused_matmul3_add4: 17 MFLOP\n"
+            "reproduce.subgraphs = lambda spec, n=None: [small]\n"
+            f"reproduce.log_dir = lambda spec: Path({str(tmp_path / 'log')!r})\n"
+            f"info = reproduce.search(TABLES['table2'], 4, resolve_target('host'), rpc=Tracker('127.0.0.1', {port}, "
+            "'tlm-test'))\n"
+            "print(json.dumps(info))\n")
+        done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        info = json.loads(done.stdout)
     finally:
         for p in procs:
             p.terminate()
