@@ -182,9 +182,9 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
         if t not in todo:
             done[t.hash] = max(done.get(t.hash, 0), trials)
     if not todo:
-        return _write_log_info(spec, info, done, exhausted)
+        return _write_log_info(spec, info, [t.hash for t in tasks], done, exhausted)
     asked = {t.hash: trials - counts.get(t.hash, 0) for t in todo}
-    runner = f"rpc tracker {rpc.host}:{rpc.port} key {rpc.key} ({rpc.servers()} servers)" if rpc else "local"
+    runner = rpc.describe(rpc.servers()) if rpc else "local"
     log(f"{spec.baseline}: searching {sum(asked.values())} more trials on {len(todo)} of {len(tasks)} subgraphs "
         f"(to {trials} each, one at a time, resumable) into {folder}")
 
@@ -231,7 +231,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
                     done[t.hash] = trials
                 info = _add_segment(spec, info, workload_of[t.hash], t, trials, asked[t.hash], new,
                                     round(end - start, 1), provenance(target, seed=seed), how, runner)
-                info = _write_log_info(spec, info, done, exhausted)
+                info = _write_log_info(spec, info, [u.hash for u in tasks], done, exhausted)
                 if how.startswith("interrupted"):
                     raise KeyboardInterrupt
     finally:
@@ -289,9 +289,8 @@ def _add_segment(spec: TableSpec, info: dict, workload: str, task, trials: int, 
     return {**info, "segments": [*info["segments"], seg]}
 
 
-def _write_log_info(spec: TableSpec, info: dict, done: dict[str, int], exhausted: set[str]) -> dict:
-    """search.json: segments, per subgraph the trials reached, and the log's trials (what all reached)."""
-    hashes = [t.hash for _, t in subgraphs(spec)]
+def _write_log_info(spec: TableSpec, info: dict, hashes: list[str], done: dict[str, int], exhausted: set[str]) -> dict:
+    """search.json: segments, per subgraph (`hashes`, the table's) the trials reached, and the log's trials."""
     info = {"method": spec.baseline, "trials": min(done.get(h, 0) for h in hashes), "subgraphs": len(hashes),
             "reached": {h: done.get(h, 0) for h in hashes}, "exhausted": sorted(exhausted & set(hashes)),
             "segments": info["segments"]}

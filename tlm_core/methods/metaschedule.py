@@ -130,6 +130,10 @@ class Tracker:
             raise UserError(f"the tracker at {self.host}:{self.port} has no server under key {self.key!r}; {start}")
         return n
 
+    def describe(self, servers: int) -> str:
+        """How the search's segments and notes name this runner."""
+        return f"rpc tracker {self.host}:{self.port} key {self.key} ({servers} servers)"
+
 
 def _runner(rpc: Tracker | None):
     """MetaSchedule's runner: local, or one session per RPC server of the tracker (same timing rules)."""
@@ -142,7 +146,7 @@ def _runner(rpc: Tracker | None):
     config = ms.runner.RPCConfig(tracker_host=rpc.host, tracker_port=rpc.port, tracker_key=rpc.key,
                                  session_timeout_sec=60)
     return (ms.runner.RPCRunner(rpc_config=config, evaluator_config=timing, max_workers=n),
-            f"rpc tracker {rpc.host}:{rpc.port} key {rpc.key} ({n} servers)")
+            rpc.describe(n))
 
 
 def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: str, seed: int,
