@@ -173,6 +173,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
     records = folder / "database_tuning_record.json"
     entries = subgraphs(spec)
     tasks, workload_of = [t for _, t in entries], {t.hash: w for w, t in entries}
+    hashes = [t.hash for t in tasks]
     info = log_info(spec)
     counts = log_counts(folder)
     done, exhausted = reached(info, counts)
@@ -182,7 +183,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
         if t not in todo:
             done[t.hash] = max(done.get(t.hash, 0), trials)
     if not todo:
-        return _write_log_info(spec, info, [t.hash for t in tasks], done, exhausted)
+        return _write_log_info(spec, info, hashes, done, exhausted)
     asked = {t.hash: trials - counts.get(t.hash, 0) for t in todo}
     runner = rpc.describe(rpc.servers()) if rpc else "local"
     log(f"{spec.baseline}: searching {sum(asked.values())} more trials on {len(todo)} of {len(tasks)} subgraphs "
@@ -231,7 +232,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
                     done[t.hash] = trials
                 info = _add_segment(spec, info, workload_of[t.hash], t, trials, asked[t.hash], new,
                                     round(end - start, 1), provenance(target, seed=seed), how, runner)
-                info = _write_log_info(spec, info, [u.hash for u in tasks], done, exhausted)
+                info = _write_log_info(spec, info, hashes, done, exhausted)
                 if how.startswith("interrupted"):
                     raise KeyboardInterrupt
     finally:

@@ -385,9 +385,20 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
     assert len(runs) == 4 and all(0 < r[0] < 1 for r in runs)  # real timings, not MetaSchedule's 1e10 failures
 
 
-def test_a_column_the_log_has_not_reached_says_how_far_it_is_and_how_to_go_on():
-    spec, cells, prov = reproduce._run_cells(Path(__file__).parents[1] / "results" / "table2" / "default")
+def test_a_column_the_log_has_not_reached_says_how_far_it_is_and_how_to_go_on(tmp_path):
+    # The committed run as it would be from a log at 64 trials, 1000 on three subgraphs: no 1K programs.
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parents[1] / "results" / "table2" / "default", run)
+    subs = pd.read_csv(run / "subgraphs.csv")
+    subs[subs.label != "ansor@1000"].to_csv(run / "subgraphs.csv", index=False)
+    prov = json.loads((run / "provenance.json").read_text())
+    hashes = list(dict.fromkeys(subs.hash))
+    prov["baseline_log"] = {"method": "ansor", "trials": 64, "subgraphs": len(hashes),
+                            "reached": {h: 1000 if i < 3 else 64 for i, h in enumerate(hashes)}}
+    (run / "provenance.json").write_text(json.dumps(prov))
+    spec, cells, _ = reproduce._run_cells(run)
     missing = [c for c in cells if c["baseline_trials"] == 1000]
     assert missing and all(c["overall_speedup"] is None for c in missing)
-    assert "has 64 trials on every subgraph, 1000 on 0 of 23" in missing[0]["status"]
+    assert all(c["overall_speedup"] is not None for c in cells if c["baseline_trials"] == 64)
+    assert f"has 64 trials on every subgraph, 1000 on 3 of {len(hashes)}" in missing[0]["status"]
     assert "benchmarks.reproduce search table2 --trials 1000" in missing[0]["status"]
