@@ -97,19 +97,40 @@ def log_info(spec: TableSpec) -> dict:
 
 
 def log_machines(info: dict, target) -> str | None:
-    """None when every segment of the log was searched on this hardware, else what differs, in words.
+    """None when every segment of the log was searched on this hardware, else where its trials were, in words.
 
     A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
-    that machine's timings) and its search seconds (the claims' baseline time) are that machine's.
+    that machine's timings) and its search seconds (the claims' baseline time) are that machine's. A log
+    continued here from one searched elsewhere (Table 2's, to 1K) is both: each part says which trials.
     """
-    from tlm_core.target import describe, other_than
+    from tlm_core.target import describe
 
-    other = other_than([seg.get("provenance", {}).get("target") for seg in info["segments"]], target.hardware)
-    if not other:
+    hardware = getattr(target, "hardware", target)
+    here = {k: v for k, v in json.loads(hardware.to_json()).items() if k != "tvm"}
+    parts: dict[str, dict] = {}  # machine in words -> what it searched
+    for seg in info["segments"]:
+        hw = {k: v for k, v in (seg.get("provenance", {}).get("target") or {}).items() if k != "tvm"}
+        part = parts.setdefault("this machine" if hw == here else describe(hw), {"first": 0, "more": 0, "of": set()})
+        if "hash" in seg:  # one subgraph's segment: the trials it committed
+            part["more"] += seg.get("trials", 0)
+            part["of"].add(seg["hash"])
+        else:  # a segment that searched every subgraph at once, to its `trials`
+            part["first"] = max(part["first"], seg.get("trials", 0))
+    if set(parts) <= {"this machine"}:
         return None
-    return (f"searched on {', '.join(other)}; this machine is {describe(json.loads(target.hardware.to_json()))}: "
-            "the log's programs are re-measured here, but which ones (chosen by that machine's timings) and the "
-            "search seconds (the claims' baseline time) are that machine's")
+
+    def what(part: dict) -> str:
+        return " and ".join(([f"the first {part['first']} trials of every subgraph"] if part["first"] else [])
+                            + ([f"{part['more']:,} trials of {len(part['of'])} subgraphs"] if part["of"] else []))
+    other = sorted(m for m in parts if m != "this machine")
+    if "this machine" not in parts:
+        return (f"searched on {', '.join(other)}; this machine is {describe(here)}: the log's programs are "
+                "re-measured here, but which ones (chosen by that machine's timings) and the search seconds (the "
+                "claims' baseline time) are that machine's")
+    return (f"searched partly on {', '.join(f'{m} ({what(parts[m])})' for m in other)}, the rest on this machine, "
+            f"{describe(here)} ({what(parts['this machine'])}); every program is re-measured here, but which ones "
+            "the log offers were chosen by the timings of the machine that searched them, and each part's search "
+            "seconds (the claims' baseline time) are its machine's")
 
 
 #: MetaSchedule keeps searching a subgraph whose space it has exhausted (an element-wise subgraph with
@@ -775,6 +796,20 @@ def retabulate(run: Path) -> dict:
 
     from tlm_core.provenance import provenance
 
+    from tlm_core.target import Hardware
+
+    prov = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else {}
+    if prov.get("baseline_log", {}).get("segments") and isinstance(prov.get("target"), dict):
+        # Where the log was searched is worded from its segments: say it as this code does.
+        here = Hardware.from_json(json.dumps({k: v for k, v in prov["target"].items() if k != "tvm"}))
+        prov["baseline_log_machine"] = log_machines(prov["baseline_log"], here) or "this machine"
+        (run / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+        claims = run / "claims.json"
+        if claims.exists():
+            doc = json.loads(claims.read_text())
+            doc.get("compile_time_speedup_at_equal_performance", {})["baseline_searched_on"] = (
+                prov["baseline_log_machine"])
+            claims.write_text(json.dumps(doc, indent=1))
     spec, cells, prov = _run_cells(run)
     now = provenance(None)
     prov["retabulated"] = {"git_commit": now["git_commit"], "date": now["date"]}
