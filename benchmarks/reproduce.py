@@ -96,21 +96,19 @@ def log_info(spec: TableSpec) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"trials": 0, "segments": []}
 
 
-def log_machines(info: dict, target) -> str | None:
-    """None when every segment of the log was searched on this hardware, else where its trials were, in words.
+def log_machines(info: dict, hardware) -> str | None:
+    """None when every segment of the log was searched on this `hardware`, else where its trials were, in words.
 
     A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
     that machine's timings) and its search seconds (the claims' baseline time) are that machine's. A log
     continued here from one searched elsewhere (Table 2's, to 1K) is both: each part says which trials.
     """
-    from tlm_core.target import describe
+    from tlm_core.target import describe, other_than
 
-    hardware = getattr(target, "hardware", target)
-    here = {k: v for k, v in json.loads(hardware.to_json()).items() if k != "tvm"}
     parts: dict[str, dict] = {}  # machine in words -> what it searched
     for seg in info["segments"]:
-        hw = {k: v for k, v in (seg.get("provenance", {}).get("target") or {}).items() if k != "tvm"}
-        part = parts.setdefault("this machine" if hw == here else describe(hw), {"first": 0, "more": 0, "of": set()})
+        other = other_than([seg.get("provenance", {}).get("target")], hardware)
+        part = parts.setdefault(other[0] if other else "this machine", {"first": 0, "more": 0, "of": set()})
         if "hash" in seg:  # one subgraph's segment: the trials it committed
             part["more"] += seg.get("trials", 0)
             part["of"].add(seg["hash"])
@@ -122,13 +120,13 @@ def log_machines(info: dict, target) -> str | None:
     def what(part: dict) -> str:
         return " and ".join(([f"the first {part['first']} trials of every subgraph"] if part["first"] else [])
                             + ([f"{part['more']:,} trials of {len(part['of'])} subgraphs"] if part["of"] else []))
-    other = sorted(m for m in parts if m != "this machine")
+    other, here = sorted(m for m in parts if m != "this machine"), describe(json.loads(hardware.to_json()))
     if "this machine" not in parts:
-        return (f"searched on {', '.join(other)}; this machine is {describe(here)}: the log's programs are "
+        return (f"searched on {', '.join(other)}; this machine is {here}: the log's programs are "
                 "re-measured here, but which ones (chosen by that machine's timings) and the search seconds (the "
                 "claims' baseline time) are that machine's")
     return (f"searched partly on {', '.join(f'{m} ({what(parts[m])})' for m in other)}, the rest on this machine, "
-            f"{describe(here)} ({what(parts['this machine'])}); every program is re-measured here, but which ones "
+            f"{here} ({what(parts['this machine'])}); every program is re-measured here, but which ones "
             "the log offers were chosen by the timings of the machine that searched them, and each part's search "
             "seconds (the claims' baseline time) are its machine's")
 
@@ -371,7 +369,7 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         if info["trials"] == 0:
             raise UserError(f"no search log of {spec.baseline} at {log_dir(spec)}; run `python -m "
                             f"benchmarks.reproduce search {spec.name} --trials 64` (or use --scale full)")
-        elsewhere = None if scale.search_live else log_machines(info, target)
+        elsewhere = None if scale.search_live else log_machines(info, target.hardware)
         if elsewhere:
             log(f"{spec.name}: the {spec.baseline} log was {elsewhere}")
         plans.append({"spec": spec, "scale": scale, "entries": subgraphs(spec, scale.subgraphs), "info": info,
@@ -775,6 +773,12 @@ def _run_cells(run: Path) -> tuple:
     methods = {label: {r.hash: r.best_ms / 1e3 for r in g.itertuples() if r.best_ms == r.best_ms}
                for label, g in subs.groupby("label", sort=False)}
     points = [int(lb.split("@")[1]) for lb in methods if lb.startswith(spec.baseline + "@")]
+    if prov.get("baseline_log", {}).get("segments") and isinstance(prov.get("target"), dict):
+        # Where the log was searched is worded from its segments: say it as this code does.
+        from tlm_core.target import Hardware
+
+        here = Hardware.from_json(json.dumps({k: v for k, v in prov["target"].items() if k != "tvm"}))
+        prov["baseline_log_machine"] = log_machines(prov["baseline_log"], here) or "this machine"
     elsewhere = prov.get("baseline_log_machine")
     elsewhere = None if elsewhere in (None, "this machine") else elsewhere
     return spec, _cells(spec, scale, tasks, methods, points, prov["baseline_log"], elsewhere), prov
@@ -796,21 +800,13 @@ def retabulate(run: Path) -> dict:
 
     from tlm_core.provenance import provenance
 
-    from tlm_core.target import Hardware
-
-    prov = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").exists() else {}
-    if prov.get("baseline_log", {}).get("segments") and isinstance(prov.get("target"), dict):
-        # Where the log was searched is worded from its segments: say it as this code does.
-        here = Hardware.from_json(json.dumps({k: v for k, v in prov["target"].items() if k != "tvm"}))
-        prov["baseline_log_machine"] = log_machines(prov["baseline_log"], here) or "this machine"
-        (run / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
-        claims = run / "claims.json"
-        if claims.exists():
-            doc = json.loads(claims.read_text())
-            doc.get("compile_time_speedup_at_equal_performance", {})["baseline_searched_on"] = (
-                prov["baseline_log_machine"])
-            claims.write_text(json.dumps(doc, indent=1))
-    spec, cells, prov = _run_cells(run)
+    spec, cells, prov = _run_cells(run)  # re-words where the baseline's log was searched, too
+    claims = run / "claims.json"
+    if claims.exists() and "baseline_log_machine" in prov:
+        doc = json.loads(claims.read_text())
+        doc.get("compile_time_speedup_at_equal_performance", {})["baseline_searched_on"] = (
+            prov["baseline_log_machine"])
+        claims.write_text(json.dumps(doc, indent=1))
     now = provenance(None)
     prov["retabulated"] = {"git_commit": now["git_commit"], "date": now["date"]}
     pd.DataFrame(cells).to_csv(run / "table.csv", index=False)

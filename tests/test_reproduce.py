@@ -200,15 +200,15 @@ def test_a_log_searched_on_another_cpu_says_so(host):
 
     here = {**asdict(host.hardware), "features": list(host.hardware.features), "tvm": {}}
     same = {"segments": [{"provenance": {"target": here}}]}
-    assert log_machines(same, host) is None
+    assert log_machines(same, host.hardware) is None
     other = {"segments": [{"provenance": {"target": {**here, "mcpu": "elsewhere", "l2_kb": 1}}}]}
-    assert "searched on elsewhere" in log_machines(other, host)
+    assert "searched on elsewhere" in log_machines(other, host.hardware)
     # Continued here to 1K (Table 2's log): each machine's part says which trials it searched.
     mixed = {"segments": [{"trials": 64, **other["segments"][0]},
                           {"hash": "a", "trials": 936, "provenance": {"target": here}},
                           {"hash": "b", "trials": 100, "provenance": {"target": here}},
                           {"hash": "b", "trials": 836, "provenance": {"target": here}}]}
-    words = log_machines(mixed, host)
+    words = log_machines(mixed, host.hardware)
     assert words.startswith("searched partly on elsewhere") and "(the first 64 trials of every subgraph)" in words
     assert "the rest on this machine" in words and "(1,872 trials of 2 subgraphs)" in words
     for spec in TABLES.values():  # every shipped log says where it was searched
