@@ -96,12 +96,71 @@ def log_info(spec: TableSpec) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"trials": 0, "segments": []}
 
 
+#: MetaSchedule's JSONDatabase appends its records to RECORDS in the log's folder, a working copy (not
+#: committed); the log shipped in data/ is SHIPPED, that file gzip-compressed (~47x smaller: Table 3's
+#: log at 1K trials per subgraph is 73 MB of JSON, 1.6 MB compressed), written at each segment's end.
+#: Readers read SHIPPED only, so they see exactly the trials search.json's segments account for.
+RECORDS, SHIPPED = "database_tuning_record.json", "database_tuning_record.json.gz"
+
+
+def log_records(folder: Path) -> list[str]:
+    """The shipped log's records, one JSON line each, in the order tried ([] when there is none)."""
+    import gzip
+
+    path = folder / SHIPPED
+    if not path.exists():
+        return []
+    with gzip.open(path, "rt") as f:
+        return [line for line in f.read().splitlines() if line.strip()]
+
+
+def _working_log(folder: Path) -> None:
+    """Make RECORDS the shipped log or a continuation of it (trials of a search killed mid-subgraph).
+
+    A fresh clone, or a shipped log that went on elsewhere (pulled), replaces a working copy it
+    extends. A working copy ahead of the shipped log (its search was killed before its segment was
+    written) is shipped as it is: those trials were measured, though no segment times them. One that
+    disagrees with the shipped log is a user error rather than a silent loss of either's trials.
+    """
+    import gzip
+
+    shipped, work = folder / SHIPPED, folder / RECORDS
+    if not shipped.exists():
+        if work.exists():
+            _ship_log(folder)
+        return
+    with gzip.open(shipped, "rb") as f:
+        ours = f.read()
+    theirs = work.read_bytes() if work.exists() else b""
+    if theirs.startswith(ours):
+        if len(theirs) > len(ours):
+            _ship_log(folder)
+        return
+    if not ours.startswith(theirs):
+        raise UserError(f"{work} is not a continuation of {shipped} (each holds trials the other lacks); "
+                        f"move {work.name} away to go on from the shipped log")
+    tmp = work.with_suffix(".tmp")
+    tmp.write_bytes(ours)
+    tmp.replace(work)
+
+
+def _ship_log(folder: Path) -> None:
+    """Compress the working copy into the shipped log: deterministic (no timestamp), replaced atomically."""
+    import gzip
+
+    tmp = folder / (SHIPPED + ".tmp")
+    with (folder / RECORDS).open("rb") as src, tmp.open("wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    tmp.replace(folder / SHIPPED)
+
+
 def log_machines(info: dict, hardware) -> str | None:
     """None when every segment of the log was searched on this `hardware`, else where its trials were, in words.
 
     A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
     that machine's timings) and its search seconds (the claims' baseline time) are that machine's. A log
-    continued here from one searched elsewhere (Table 2's, to 1K) is both: each part says which trials.
+    searched partly here and partly elsewhere (Tables 2's and 3's, to 1K) is both: each part says which trials.
     """
     from tlm_core.target import describe, other_than
 
@@ -144,16 +203,15 @@ def log_counts(folder: Path) -> dict[str, int]:
 
     from tlm_core.tasks import structural_hash
 
-    wl, rec = folder / "database_workload.json", folder / "database_tuning_record.json"
-    if not rec.exists():
+    records = log_records(folder)
+    if not records:
         return {}
     hashes = [structural_hash(ms.database.Workload.from_json(json.loads(line)).mod)
-              for line in wl.read_text().splitlines() if line.strip()]
+              for line in (folder / "database_workload.json").read_text().splitlines() if line.strip()]
     counts: dict[str, int] = {}
-    for line in rec.read_text().splitlines():
-        if line.strip():
-            h = hashes[json.loads(line)[0]]
-            counts[h] = counts.get(h, 0) + 1
+    for line in records:
+        h = hashes[json.loads(line)[0]]
+        counts[h] = counts.get(h, 0) + 1
     return counts
 
 
@@ -189,7 +247,8 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
 
     folder = log_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
-    records = folder / "database_tuning_record.json"
+    _working_log(folder)
+    records = folder / RECORDS
     entries = subgraphs(spec)
     tasks, workload_of = [t for _, t in entries], {t.hash: w for w, t in entries}
     hashes = [t.hash for t in tasks]
@@ -249,6 +308,8 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
                     exhausted.add(t.hash)  # MetaSchedule found no new program: its space ran out
                 if not how.startswith("interrupted"):
                     done[t.hash] = trials
+                if records.exists():
+                    _ship_log(folder)  # before search.json: it never counts trials the shipped log lacks
                 info = _add_segment(spec, info, workload_of[t.hash], t, trials, asked[t.hash], new,
                                     round(end - start, 1), provenance(target, seed=seed), how, runner)
                 info = _write_log_info(spec, info, hashes, done, exhausted)
@@ -329,9 +390,7 @@ def trials_in_order(spec: TableSpec) -> dict[str, list[tuple[str, float]]]:
     workloads = [ms.database.Workload.from_json(json.loads(line))
                  for line in (folder / "database_workload.json").read_text().splitlines() if line.strip()]
     out: dict[str, list] = {}
-    for line in (folder / "database_tuning_record.json").read_text().splitlines():
-        if not line.strip():
-            continue
+    for line in log_records(folder):
         index, obj = json.loads(line)
         w = workloads[index]
         rec = ms.database.TuningRecord.from_json(obj, w)

@@ -312,6 +312,40 @@ def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monke
     assert reproduce.search(spec, 8, host)["segments"] == before["segments"]  # nothing left to search
 
 
+def test_the_shipped_log_is_gzip_and_the_working_copy_never_loses_a_trial(tmp_path):
+    """data/ ships the log compressed; MetaSchedule appends to a plain working copy. A fresh clone gets
+    the copy from the shipped log, a copy ahead of it (a search killed mid-subgraph) is shipped, and
+    a copy that disagrees with it is a one-line user error, never a silent loss of either's trials."""
+    import gzip
+
+    from tlm_core.errors import UserError
+
+    work, shipped = tmp_path / reproduce.RECORDS, tmp_path / reproduce.SHIPPED
+    lines = [f"[{i % 3}, {{\"trial\": {i}}}]\n" for i in range(5)]
+    work.write_text("".join(lines[:3]))
+    reproduce._working_log(tmp_path)  # the first search of a log kept plain: it is shipped
+    assert reproduce.log_records(tmp_path) == [line.strip() for line in lines[:3]]
+    first = shipped.read_bytes()
+    reproduce._ship_log(tmp_path)
+    assert shipped.read_bytes() == first  # deterministic: a commit changes only with the trials
+    work.unlink()
+    reproduce._working_log(tmp_path)  # a fresh clone
+    assert work.read_text() == "".join(lines[:3])
+    with work.open("a") as f:
+        f.writelines(lines[3:])
+    reproduce._working_log(tmp_path)  # killed before its segment: its trials are kept and shipped
+    assert len(reproduce.log_records(tmp_path)) == 5 and work.read_text() == "".join(lines)
+    work.write_text("".join(lines[:2]))
+    reproduce._working_log(tmp_path)  # behind the shipped log (it went on elsewhere): replaced
+    assert work.read_text() == "".join(lines)
+    work.write_text("".join(lines[:4]) + "[0, {}]\n")
+    with pytest.raises(UserError, match="not a continuation"):
+        reproduce._working_log(tmp_path)
+    with gzip.open(shipped, "rt") as f:
+        assert f.read() == "".join(lines)  # neither side was touched
+    assert reproduce.log_records(tmp_path / "none") == []
+
+
 def test_search_time_to_b_trials_takes_each_segment_at_its_own_pace():
     """A log searched all at once and then continued one subgraph at a time (maybe on another machine):
     the time to B trials counts each subgraph's trials at the pace of the segment that searched them."""
