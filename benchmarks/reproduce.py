@@ -34,6 +34,7 @@ provenance.json. `python -m figures.plot` draws them all.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import shutil
@@ -105,8 +106,6 @@ RECORDS, SHIPPED = "database_tuning_record.json", "database_tuning_record.json.g
 
 def log_records(folder: Path) -> list[str]:
     """The shipped log's records, one JSON line each, in the order tried ([] when there is none)."""
-    import gzip
-
     path = folder / SHIPPED
     if not path.exists():
         return []
@@ -122,8 +121,6 @@ def _working_log(folder: Path) -> None:
     written) is shipped as it is: those trials were measured, though no segment times them. One that
     disagrees with the shipped log is a user error rather than a silent loss of either's trials.
     """
-    import gzip
-
     shipped, work = folder / SHIPPED, folder / RECORDS
     if not shipped.exists():
         if work.exists():
@@ -146,8 +143,6 @@ def _working_log(folder: Path) -> None:
 
 def _ship_log(folder: Path) -> None:
     """Compress the working copy into the shipped log: deterministic (no timestamp), replaced atomically."""
-    import gzip
-
     tmp = folder / (SHIPPED + ".tmp")
     with (folder / RECORDS).open("rb") as src, tmp.open("wb") as raw, \
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
@@ -160,7 +155,8 @@ def log_machines(info: dict, hardware) -> str | None:
 
     A log searched on another CPU still gives programs to re-measure here, but its choice of them (by
     that machine's timings) and its search seconds (the claims' baseline time) are that machine's. A log
-    searched partly here and partly elsewhere (Tables 2's and 3's, to 1K) is both: each part says which trials.
+    searched partly here and partly elsewhere (Table 2's and 3's, to 1K) is both: each part says which
+    trials.
     """
     from tlm_core.target import describe, other_than
 
