@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import pytest
 
-from tlm_core.generate import generate
-from tlm_core.model import build
-from tlm_core.space import design_space
-from tlm_core.target import resolve_target
-from tlm_core.tasks import extract_tasks
-from tlm_core.workloads import get_workload
+from tlm_core.ir.space import design_space
+from tlm_core.ir.target import resolve_target
+from tlm_core.ir.tasks import extract_tasks
+from tlm_core.ir.workloads import get_workload
+from tlm_core.model.checkpoint import build
+from tlm_core.model.generate import generate
 
 K = 64
 

@@ -17,9 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 import kernels
 
+from tlm_core.ir.space import design_space, sample_random
+from tlm_core.ir.target import resolve_target
 from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json
-from tlm_core.space import design_space, sample_random
-from tlm_core.target import resolve_target
 
 N = 32
 #: The same timing protocol for both harnesses: 1 call per repeat (more for kernels under 10 ms), 3 repeats.

@@ -2,7 +2,7 @@
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
+    from tlm_core.ir.target import resolve_target
     from tlm_core.provenance import provenance
-    from tlm_core.target import resolve_target
 
     output_json["provenance"] = provenance(resolve_target("host"))

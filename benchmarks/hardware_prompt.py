@@ -29,13 +29,13 @@ def run(table: str, other_json: Path, checkpoint: Path, names: list[str], out: P
 
     from benchmarks.reproduce import subgraphs
     from benchmarks.tables import TABLES
-    from tlm_core import model as M
-    from tlm_core.generate import generate
+    from tlm_core.ir.space import design_space
+    from tlm_core.ir.target import Hardware, resolve_target
     from tlm_core.language.sentence import decision_tokens
     from tlm_core.measure.harness import OK, MeasureConfig, Measurer
+    from tlm_core.model import checkpoint as M
+    from tlm_core.model.generate import generate
     from tlm_core.provenance import checkpoint_identity, code_state, provenance
-    from tlm_core.space import design_space
-    from tlm_core.target import Hardware, resolve_target
     from tlm_core.train.demonstrations import candidate
 
     code_state()

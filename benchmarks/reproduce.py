@@ -45,7 +45,7 @@ from pathlib import Path
 
 from benchmarks.tables import FIGURES, TABLES, TableSpec, select
 from tlm_core.errors import UserError
-from tlm_core.model import trained_elsewhere
+from tlm_core.model.checkpoint import trained_elsewhere
 from tlm_core.paths import REPO_ROOT, cache_dir, data_dir
 from tlm_core.ui import emit_json, log, progress
 
@@ -58,10 +58,10 @@ RETIME = 3  # every cell's winning program per subgraph is timed this many times
 # -- subgraphs ---------------------------------------------------------------------------------------
 def cmd_select(args) -> None:
     """Extract the test workloads' tasks and write the seeded selection (largest table's size)."""
+    from tlm_core.ir.target import resolve_target
+    from tlm_core.ir.tasks import extract_tasks
+    from tlm_core.ir.workloads.zoo import TEST
     from tlm_core.provenance import provenance
-    from tlm_core.target import resolve_target
-    from tlm_core.tasks import extract_tasks
-    from tlm_core.workloads.zoo import TEST
 
     target = resolve_target(args.target)
     entries = [(w.name, t) for w in progress(TEST, "extract test workloads") for t in extract_tasks(w, target)]
@@ -77,7 +77,7 @@ def cmd_select(args) -> None:
 
 def subgraphs(spec: TableSpec, n: int | None = None) -> list[tuple[str, object]]:
     """(workload, Task) of a table, in selection order (the first n when n is given)."""
-    from tlm_core.tasks import Task
+    from tlm_core.ir.tasks import Task
 
     path = data_dir() / SUBGRAPHS
     if not path.exists():
@@ -158,7 +158,7 @@ def log_machines(info: dict, hardware) -> str | None:
     searched partly here and partly elsewhere (Table 2's and 3's, to 1K) is both: each part says which
     trials.
     """
-    from tlm_core.target import describe, other_than
+    from tlm_core.ir.target import describe, other_than
 
     parts: dict[str, dict] = {}  # machine in words -> what it searched
     for seg in info["segments"]:
@@ -197,7 +197,7 @@ def log_counts(folder: Path) -> dict[str, int]:
     """Subgraph hash -> trials its log holds (records of workloads the log has not seen count 0)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from tlm_core.tasks import structural_hash
+    from tlm_core.ir.tasks import structural_hash
 
     records = log_records(folder)
     if not records:
@@ -379,8 +379,8 @@ def trials_in_order(spec: TableSpec) -> dict[str, list[tuple[str, float]]]:
     """Task hash -> [(trace JSON, mean seconds by the search's runner)] in the order tried."""
     from tvm.s_tir import meta_schedule as ms
 
+    from tlm_core.ir.tasks import structural_hash
     from tlm_core.measure.harness import trace_to_json
-    from tlm_core.tasks import structural_hash
 
     folder = log_dir(spec)
     workloads = [ms.database.Workload.from_json(json.loads(line))
@@ -622,8 +622,8 @@ def _tlm_candidates(entries, target, times: list[int], seed: int, checkpoint: Pa
     """Per task hash: [greedy, then max(times)-1 samples] distinct candidates; per task hash and k, the
     seconds to generate TLM@k's programs (greedy + k-1 samples, each k timed by its own generation run
     with the same seed); the invalid count over all runs (0 by construction)."""
-    from tlm_core.generate import task_seed
-    from tlm_core.model import load
+    from tlm_core.model.checkpoint import load
+    from tlm_core.model.generate import task_seed
     from tlm_core.train.demonstrations import generated_candidates
 
     model, _ = load(checkpoint)
@@ -830,7 +830,7 @@ def _run_cells(run: Path) -> tuple:
     points = [int(lb.split("@")[1]) for lb in methods if lb.startswith(spec.baseline + "@")]
     if prov.get("baseline_log", {}).get("segments") and isinstance(prov.get("target"), dict):
         # Where the log was searched is worded from its segments: say it as this code does.
-        from tlm_core.target import Hardware
+        from tlm_core.ir.target import Hardware
 
         here = Hardware.from_json(json.dumps({k: v for k, v in prov["target"].items() if k != "tvm"}))
         prov["baseline_log_machine"] = log_machines(prov["baseline_log"], here) or "this machine"
@@ -896,9 +896,9 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     """
     import pandas as pd
 
+    from tlm_core.ir.workloads import get_workload
     from tlm_core.methods import get_method
     from tlm_core.provenance import checkpoint_identity, code_state, provenance
-    from tlm_core.workloads import get_workload
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -937,7 +937,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
 
 def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resume: bool) -> list[dict]:
     """The rows of one (workload, method): PyTorch gives two (eager, inductor), a tuning method one."""
-    from tlm_core import e2e
+    from tlm_core.eval import e2e
     from tlm_core.methods import get_method
 
     if method == "pytorch":
@@ -982,8 +982,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     args = p.parse_args(argv)
     try:
+        from tlm_core.ir.target import resolve_target
         from tlm_core.methods.metaschedule import Tracker
-        from tlm_core.target import resolve_target
 
         rpc = Tracker.parse(args.rpc) if args.rpc else None
         if args.what == "select":

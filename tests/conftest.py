@@ -12,6 +12,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/kernels.py
 
 @pytest.fixture(scope="session")
 def host():
-    from tlm_core.target import resolve_target
+    from tlm_core.ir.target import resolve_target
 
     return resolve_target("host")

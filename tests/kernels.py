@@ -6,7 +6,7 @@ import tvm
 from tvm import te
 from tvm.script import tirx as T
 
-from tlm_core.tasks import Task
+from tlm_core.ir.tasks import Task
 
 
 def matmul(n: int = 256, m: int | None = None, k: int | None = None) -> Task:
@@ -42,7 +42,7 @@ def _hang(a: T.Buffer((1,), "float32"), b: T.Buffer((1,), "float32")):
     T.func_attr({"tirx.noalias": True})
     for i in range(1 << 50):  # ~10^15 dependent additions: hours
         with T.sblock("B"):
-            vi = T.axis.reduce(1 << 50, i)
+            vi = T.axis.reduce(1 << 50, i)  # noqa: F841 (TVMScript binds the block axis)
             with T.init():
                 b[0] = T.float32(0)
             b[0] = b[0] * T.float32(0.999999) + a[0]

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tlm_core import hub
 from tlm_core.errors import UserError
+from tlm_core.hub import dataset as hub
 from tlm_core.paths import REPO_ROOT
 
 PRETRAIN = REPO_ROOT / "data" / "pretrain" / "sentences.parquet"

@@ -10,13 +10,9 @@ import torch
 import tvm_ffi
 
 from tlm_core.errors import UserError
-from tlm_core.generate import (
-    GenerationResult,
-    _build_trie,
-    generate,
-    location_domain,
-    register_cli,
-)
+from tlm_core.ir.space import design_space
+from tlm_core.ir.tasks import extract_tasks
+from tlm_core.ir.workloads import get_workload
 from tlm_core.language import domains
 from tlm_core.language.program import EXTENT_ANNOTATIONS, apply_program, replay
 from tlm_core.language.sentence import (
@@ -28,11 +24,15 @@ from tlm_core.language.sentence import (
 )
 from tlm_core.language.vocab import tokens
 from tlm_core.measure.harness import MeasureConfig, Measurer, trace_to_json
-from tlm_core.model import build, save
-from tlm_core.space import design_space
-from tlm_core.tasks import extract_tasks
+from tlm_core.model.checkpoint import build, save
+from tlm_core.model.generate import (
+    GenerationResult,
+    _build_trie,
+    generate,
+    location_domain,
+    register_cli,
+)
 from tlm_core.train.demonstrations import candidate
-from tlm_core.workloads import get_workload
 
 K = 48  # per task: 22 bert_tiny tasks -> 1,056 generated candidates
 IDS = {t: i for i, t in enumerate(tokens())}
@@ -174,7 +174,7 @@ def test_batched_greedy_decoding_is_the_masked_argmax_of_the_whole_sentence(tiny
 
 def test_static_and_live_walks_generate_the_same(tiny, bert, host, monkeypatch):
     """A static sketch read from the trace asks exactly what the live schedule asks."""
-    import tlm_core.generate as gen
+    import tlm_core.model.generate as gen
 
     task, space = _task(bert, "matmul1")
     static = generate(tiny, task, space, host.hardware, 12, seed=5)
@@ -260,7 +260,7 @@ def test_zero_invalid_on_every_task_of(name, tiny, host):
 
 def test_programs_come_in_turn_over_sketches():
     """A prefix of the programs spreads over the sketches as a smaller k would (TLM@k is a prefix)."""
-    from tlm_core.generate import _round_robin, _spread
+    from tlm_core.model.generate import _round_robin, _spread
 
     sketches = [0] * 5 + [1] * 4 + [2] * 2
     order = _round_robin(sketches)

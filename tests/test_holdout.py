@@ -2,8 +2,8 @@
 
 import pytest
 
-from tlm_core.tasks import extract_tasks, held_out_hashes, training_tasks
-from tlm_core.workloads.zoo import TEST, TRAIN
+from tlm_core.ir.tasks import extract_tasks, held_out_hashes, training_tasks
+from tlm_core.ir.workloads.zoo import TEST, TRAIN
 
 
 @pytest.mark.slow

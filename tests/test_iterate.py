@@ -10,8 +10,8 @@ import pytest
 
 @pytest.mark.slow
 def test_iterate_runs_two_overlapped_rounds_and_resumes(host, tmp_path):
-    from tlm_core import model as M
     from tlm_core.measure.harness import MeasureConfig, Measurer
+    from tlm_core.model import checkpoint as M
     from tlm_core.train import demonstrations
     from tlm_core.train.iterate import IterateConfig, iterate
 
@@ -97,9 +97,9 @@ def test_records_of_older_inputs_are_marked_stale_and_measured_again(host, tmp_p
 def test_stale_rule_of_exported_data_agrees_with_the_harness(host):
     """Exported tables have prompts, not task modules: the prompt rule must pick exactly the tasks whose
     records the harness keys by input version (bert_tiny has masks, gathered ids and float-only tasks)."""
-    from tlm_core.tasks import extract_tasks
+    from tlm_core.ir.tasks import extract_tasks
+    from tlm_core.ir.workloads import get_workload
     from tlm_core.train import demonstrations
-    from tlm_core.workloads import get_workload
 
     tasks = extract_tasks(get_workload("bert_tiny"), host)
     by_prompt = [demonstrations.integer_inputs(demonstrations.prompt_text(t, host, 0)) for t in tasks]
@@ -129,7 +129,7 @@ def test_a_run_trains_on_its_own_machines_records(tmp_path):
     """The shipped export holds several CPUs' records: a run's SFT data is its own CPU's only."""
     import pandas as pd
 
-    from tlm_core.target import Hardware, ResolvedTarget
+    from tlm_core.ir.target import Hardware, ResolvedTarget
     from tlm_core.train import demonstrations
     from tlm_core.train.iterate import sft_data
 
@@ -156,7 +156,7 @@ def test_a_run_measured_on_one_cpu_does_not_go_on_on_another(host, tmp_path):
     import pandas as pd
 
     from tlm_core.errors import UserError
-    from tlm_core.target import ResolvedTarget
+    from tlm_core.ir.target import ResolvedTarget
     from tlm_core.train import demonstrations
     from tlm_core.train.iterate import _check_machine
 

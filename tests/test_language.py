@@ -12,14 +12,14 @@ import tvm_ffi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tlm_core.ir.space import design_space
+from tlm_core.ir.tasks import extract_tasks
+from tlm_core.ir.workloads import get_workload
 from tlm_core.language import domains
 from tlm_core.language.program import Decision, InvalidDecision, Program, apply_program, random_chooser, replay
 from tlm_core.language.prompt import subgraph_tokens
 from tlm_core.language.sentence import decode, encode, prompt
 from tlm_core.language.vocab import number, read_number, tokenizer, tokens
-from tlm_core.space import design_space
-from tlm_core.tasks import extract_tasks
-from tlm_core.workloads import get_workload
 
 
 @given(st.integers(min_value=0, max_value=10**12))

@@ -20,7 +20,7 @@ DEMOS = REPO_ROOT / "data" / "demonstrations" / "records.parquet"
 def test_sft_prefers_measured_fast_programs_on_held_out_subgraphs(tmp_path):
     import pandas as pd
 
-    from tlm_core import model as M
+    from tlm_core.model import checkpoint as M
     from tlm_core.train.data import mean_value_logprob
     from tlm_core.train.demonstrations import best_programs
     from tlm_core.train.trainer import TrainConfig, train

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from tvm.s_tir import Schedule
 
+from tlm_core.ir.space import design_space, sample_random
 from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json
 from tlm_core.measure.store import RecordStore
-from tlm_core.space import design_space, sample_random
 
 FAST = MeasureConfig(repeat=2, min_repeat_ms=1, build_timeout_s=30, run_timeout_s=5, reference_timeout_s=20)
 
@@ -114,8 +114,8 @@ import sys
 sys.path.insert(0, {tests!r})
 import kernels
 from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer, trace_to_json
-from tlm_core.space import design_space, sample_random
-from tlm_core.target import resolve_target
+from tlm_core.ir.space import design_space, sample_random
+from tlm_core.ir.target import resolve_target
 host = resolve_target("host")
 task = kernels.matmul(128)
 cands = [Candidate(task, trace_to_json(s.trace)) for s in sample_random(design_space(task, host), 12, seed=7)]

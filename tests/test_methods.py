@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from tlm_core import e2e
 from tlm_core.errors import UserError
+from tlm_core.eval import e2e
+from tlm_core.ir.tasks import extract_tasks
+from tlm_core.ir.workloads import get_workload
 from tlm_core.measure.harness import MeasureConfig, Measurer
 from tlm_core.methods import get_method
-from tlm_core.tasks import extract_tasks
-from tlm_core.workloads import get_workload
 
 FAST = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=10, reference_timeout_s=60)
 SMALL = ("fused_reshape1_add", "matmul1")  # an element-wise task and a batch matmul
@@ -46,7 +46,7 @@ def measurer(host, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from tlm_core.model import build, save
+    from tlm_core.model.checkpoint import build, save
 
     folder = tmp_path_factory.mktemp("tiny-model")
     save(build("tiny", 2816), folder)
@@ -131,9 +131,9 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
 
     # The profile attributes the model's time to its kernels: every fused function is a task, each
     # task is called as often per run as its weight, and the tuned ones sit beside their records.
+    from tlm_core.eval.profile import kernel_tasks, profile
+    from tlm_core.ir.target import resolve_target
     from tlm_core.measure.store import RecordStore
-    from tlm_core.profile import kernel_tasks, profile
-    from tlm_core.target import resolve_target
 
     source, host = get_workload("bert_tiny"), resolve_target("host")
     tasks = extract_tasks(source, host)
@@ -183,7 +183,7 @@ def test_bad_requests_are_user_errors(tmp_path, capsys):
 def test_bench_of_a_model_too_big_to_run_whole_reports_its_subgraph_sum(host, tmp_path):
     """A `repeat` workload (built by weight scaling, as LLaMA-7B's shapes) cannot run whole: bench reports
     the weighted sum of its subgraphs' best latencies, says so, and gives none while a subgraph lacks a record."""
-    from tlm_core.workloads.zoo import Workload
+    from tlm_core.ir.workloads.zoo import Workload
 
     kw = (("heads", 2), ("hidden", 32), ("intermediate", 64))
     scaled = Workload("bert_l3_scaled", "hf_bert", (((1, 16), "int64"),), "train", kw, repeat=("layers", 3))

@@ -118,7 +118,7 @@ def test_smoke_table2(tmp_path):
 
 
 def _host():
-    from tlm_core.target import resolve_target
+    from tlm_core.ir.target import resolve_target
 
     return resolve_target("host")
 
@@ -219,7 +219,7 @@ def test_a_model_trained_on_another_cpu_says_so(host, tmp_path):
     """A model whose demonstration data was measured on another CPU (a shipped card's "hardware", or an
     iterative run's target.json) is named as such in the table; one of this machine, or one that names
     no hardware (pretrained only), is not."""
-    from tlm_core.model import trained_elsewhere
+    from tlm_core.model.checkpoint import trained_elsewhere
 
     here = json.loads(host.hardware.to_json())
     shipped, run = tmp_path / "model", tmp_path / "iterate"
@@ -268,7 +268,7 @@ def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monke
 
     from tvm.s_tir import meta_schedule as ms
 
-    from tlm_core.tasks import structural_hash
+    from tlm_core.ir.tasks import structural_hash
 
     spec = replace(TABLES["table2"], subgraphs=3)
     folder = tmp_path / "log"
@@ -408,7 +408,7 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
             "from benchmarks import reproduce\n"
             "from benchmarks.tables import TABLES\n"
             "from tlm_core.methods.metaschedule import Tracker\n"
-            "from tlm_core.target import resolve_target\n"
+            "from tlm_core.ir.target import resolve_target\n"
             "small = reproduce.subgraphs(TABLES['table2'])[10]  # bert_tiny's fused_matmul3_add4: 17 MFLOP\n"
             "reproduce.subgraphs = lambda spec, n=None: [small]\n"
             f"reproduce.log_dir = lambda spec: Path({str(tmp_path / 'log')!r})\n"

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tlm_core.errors import UserError
-from tlm_core.target import Hardware, resolve_target
+from tlm_core.ir.target import Hardware, resolve_target
 
 
 def test_host_is_described_by_data(host):

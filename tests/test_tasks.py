@@ -1,7 +1,7 @@
 import time
 
-from tlm_core.tasks import extract_tasks
-from tlm_core.workloads import Workload, get_workload
+from tlm_core.ir.tasks import extract_tasks
+from tlm_core.ir.workloads import Workload, get_workload
 
 
 def test_bert_tiny_tasks(host):

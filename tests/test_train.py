@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tlm_core import model as M
+from tlm_core.model import checkpoint as M
 from tlm_core.paths import REPO_ROOT
 from tlm_core.train.data import chunk_loss, ids, make_chunks, value_mask
 
@@ -85,7 +85,7 @@ def test_a_changed_config_does_not_resume_silently(tmp_path):
 
 
 def test_no_test_subgraph_in_any_training_data(host):
-    from tlm_core.tasks import held_out_hashes
+    from tlm_core.ir.tasks import held_out_hashes
 
     held = held_out_hashes(host)
     assert len(held) > 400
@@ -149,7 +149,7 @@ def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monke
     elsewhere (and for a model shipped before cards named their hardware, its shipping machine)."""
     import dataclasses
 
-    from tlm_core import model as M
+    from tlm_core.model import checkpoint as M
 
     monkeypatch.setattr(M, "SHIPPED", tmp_path / "model")
     other = dataclasses.replace(host.hardware, mcpu="othercpu", simd_bits=512)

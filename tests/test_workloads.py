@@ -6,8 +6,8 @@ import textwrap
 import pytest
 
 from tlm_core.errors import UserError
-from tlm_core.workloads import get_workload, parse_module
-from tlm_core.workloads.zoo import TEST, TRAIN
+from tlm_core.ir.workloads import get_workload, parse_module
+from tlm_core.ir.workloads.zoo import TEST, TRAIN
 
 PAPER_TABLE1 = {  # name -> input shape as the paper's Table 1 writes it
     "resnet50": [1, 3, 224, 224], "mobilenet_v2": [1, 3, 224, 224], "resnext50": [1, 3, 224, 224],

@@ -8,8 +8,8 @@ Two structurally different subgraphs get different prompts (a test checks this o
 
 from __future__ import annotations
 
+from tlm_core.ir.target import Hardware
 from tlm_core.language.vocab import CALLS, DTYPES, FEATURES, INSTRUCTIONS, number
-from tlm_core.target import Hardware
 
 _BINARY = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "Mod": "%", "FloorDiv": "//", "FloorMod": "fmod",
            "Min": "min", "Max": "max", "EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">=",

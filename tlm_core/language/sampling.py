@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tlm_core.target import ResolvedTarget
-from tlm_core.tasks import Task
+from tlm_core.ir.target import ResolvedTarget
+from tlm_core.ir.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def random_programs(task: Task, target: ResolvedTarget, n: int, seed: int) -> li
     Seeded by (seed, task): the same programs on every run, whatever other tasks are sampled, so
     measuring them again finds them in the record store. Rejected samples are drawn again.
     """
+    from tlm_core.ir.space import design_space
     from tlm_core.language.program import random_chooser, replay
-    from tlm_core.space import design_space
 
     space = design_space(task, target)
     rng = np.random.default_rng([seed, int(task.hash[:12], 16)])
@@ -88,9 +88,9 @@ def sample_job(job: Job) -> tuple[list[dict], int]:
 
 
 def _sample_rows(job: Job) -> tuple[list[dict], int]:
+    from tlm_core.ir.space import design_space
     from tlm_core.language.program import random_chooser, replay
     from tlm_core.language.sentence import decision_tokens, prompt
-    from tlm_core.space import design_space
 
     rng = np.random.default_rng(job.seed)
     hw = job.target.hardware
@@ -116,6 +116,7 @@ def roundtrip_job(job: Job) -> dict:
     """Sample, encode, decode, re-apply, compare: counts of identical programs."""
     import tvm_ffi
 
+    from tlm_core.ir.space import design_space
     from tlm_core.language.program import (
         InvalidDecision,
         apply_program,
@@ -123,7 +124,6 @@ def roundtrip_job(job: Job) -> dict:
         replay,
     )
     from tlm_core.language.sentence import decode, encode, prompt
-    from tlm_core.space import design_space
 
     rng = np.random.default_rng(job.seed)
     hw = job.target.hardware

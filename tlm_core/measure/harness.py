@@ -20,14 +20,14 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tlm_core.ir.target import ResolvedTarget
+from tlm_core.ir.tasks import Task
+from tlm_core.ir.workloads import canonical
 from tlm_core.measure import worker
 from tlm_core.measure.store import RecordStore
 from tlm_core.paths import cache_dir
-from tlm_core.target import ResolvedTarget
-from tlm_core.tasks import Task
 from tlm_core.tvm_env import versions
 from tlm_core.ui import progress
-from tlm_core.workloads import canonical
 
 #: Record statuses. Only "ok" records have a latency.
 OK = "ok"

@@ -14,6 +14,8 @@ from functools import cache
 
 import numpy as np
 
+from tlm_core.ir.tasks import has_integer_inputs
+
 #: References (arrays before and after the unscheduled run) kept per worker, by task hash.
 _REFERENCES: OrderedDict[str, tuple[list[np.ndarray], list[np.ndarray]]] = OrderedDict()
 _MAX_REFERENCES = 4
@@ -77,11 +79,6 @@ def build(task_hash: str, mod_json: str, trace_json: str, target_json: str, arti
 #: 0.22 ms measured, 2.5 ms in the model). Version 2 gives index buffers in-bounds random values and
 #: every other integer or bool input 1 (a mask that keeps every position, as the workloads' inputs do).
 INPUTS = 2
-
-
-def has_integer_inputs(func) -> bool:
-    """Whether any buffer parameter is an integer or bool (its values can change the work done)."""
-    return any(not str(p.dtype).startswith("float") for p in func.params)
 
 
 def _loads(e):

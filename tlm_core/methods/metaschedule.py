@@ -29,9 +29,9 @@ import socket
 from dataclasses import dataclass
 
 from tlm_core.errors import UserError
+from tlm_core.ir.tasks import structural_hash
 from tlm_core.measure.harness import Candidate, trace_to_json
 from tlm_core.methods import Method, extra_json
-from tlm_core.tasks import structural_hash
 from tlm_core.ui import log, progress
 
 #: MetaSchedule database records per subgraph measured again by our harness.

@@ -1,6 +1,6 @@
 """`pytorch`: the workload run by PyTorch itself, eager and torch.compile (inductor); no subgraph tuning.
 
-Its numbers come from `tlm bench --method pytorch` (see `tlm_core.e2e.bench_pytorch`).
+Its numbers come from `tlm bench --method pytorch` (see `tlm_core.eval.e2e.bench_pytorch`).
 """
 
 from __future__ import annotations

@@ -122,8 +122,8 @@ def cost(program, hardware) -> float:
 
 def ranked_programs(task, target, budget: int, seed: int = 0) -> list:
     """The `budget` best (Schedule, Program) of a task by the model, sketches taken in turn."""
+    from tlm_core.ir.space import design_space
     from tlm_core.language.program import random_chooser, replay
-    from tlm_core.space import design_space
 
     space = design_space(task, target)
     hw = target.hardware

@@ -1,6 +1,6 @@
 """`tlm`: the tensor language model generates `budget` valid programs per subgraph, all measured.
 
-Generation is `tlm_core.generate.generate` (constrained decoding, valid by construction) with the
+Generation is `tlm_core.model.generate.generate` (constrained decoding, valid by construction) with the
 checkpoint in $TLM_CHECKPOINT, else the shipped model for the target's hardware (`model.shipped`:
 data/model, or data/model-<mcpu> where one was trained for that CPU). The best measured program per
 subgraph is the method's result.
@@ -17,7 +17,7 @@ from tlm_core.ui import log, progress
 
 def checkpoint(hardware=None) -> Path:
     """$TLM_CHECKPOINT, else the shipped model for `hardware` (default: this host)."""
-    from tlm_core.model import shipped
+    from tlm_core.model.checkpoint import shipped
 
     return Path(os.environ.get("TLM_CHECKPOINT") or shipped(hardware))
 
@@ -30,8 +30,8 @@ def _available() -> tuple[bool, str]:
 
 
 def _tune(tasks, target, budget, measurer, workload, seed):
-    from tlm_core.generate import task_seed
-    from tlm_core.model import load, trained_elsewhere
+    from tlm_core.model.checkpoint import load, trained_elsewhere
+    from tlm_core.model.generate import task_seed
     from tlm_core.train.demonstrations import generated_candidates
 
     folder = checkpoint(target.hardware)

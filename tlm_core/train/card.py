@@ -10,8 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+from tlm_core.ir.target import describe
 from tlm_core.provenance import provenance
-from tlm_core.target import describe
 from tlm_core.train.demonstrations import timed_on
 from tlm_core.train.iterate import read_convergence
 

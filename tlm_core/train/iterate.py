@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tlm_core.target import ResolvedTarget, describe
+from tlm_core.ir.target import ResolvedTarget, describe
 from tlm_core.train import demonstrations
 from tlm_core.ui import log, progress
 
@@ -98,8 +98,8 @@ def train_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
 
 
 def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
-    from tlm_core import model as M
     from tlm_core.measure.harness import Measurer
+    from tlm_core.model import checkpoint as M
 
     entries = demonstrations.training_entries(target)
     entries = entries[:cfg.tasks] if cfg.tasks else entries

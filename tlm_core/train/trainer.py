@@ -25,7 +25,7 @@ from tlm_core.ui import log, progress
 @dataclass(frozen=True)
 class TrainConfig:
     stage: str  # "pretrain" | "sft"
-    size: str  # model size (tlm_core.model.SIZES) when starting from scratch
+    size: str  # model size (tlm_core.model.checkpoint.SIZES) when starting from scratch
     init: str = ""  # checkpoint folder to start from (SFT starts from the pretrained model)
     epochs: float = 1.0
     lr: float = 1e-3
@@ -87,7 +87,7 @@ def evaluate(model, chunks) -> float:
 
 def train(df, cfg: TrainConfig, out: str | Path, n_positions: int | None = None) -> dict:
     """Train on a table with `prompt` and `decisions` columns; returns the summary."""
-    from tlm_core import model as M
+    from tlm_core.model import checkpoint as M
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

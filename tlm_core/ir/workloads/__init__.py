@@ -115,7 +115,7 @@ def example_inputs(specs: tuple[InputSpec, ...]) -> tuple:
 @cache
 def builders() -> dict[str, Callable]:
     """Builder name -> constructor (imported on first use: `tlm workloads` must not import torch)."""
-    from tlm_core.workloads import hf_models, torch_models
+    from tlm_core.ir.workloads import hf_models, torch_models
 
     return {
         "hf_resnet": hf_models.resnet,
@@ -134,7 +134,7 @@ def builders() -> dict[str, Callable]:
 
 def all_workloads() -> list[Workload]:
     """The test workloads (Table 1) then the training set."""
-    from tlm_core.workloads.zoo import TEST, TRAIN
+    from tlm_core.ir.workloads.zoo import TEST, TRAIN
 
     return [*TEST, *TRAIN]
 

@@ -2,12 +2,12 @@
 
 The training set never shares a subgraph with the test set: its shapes differ (other depths, batch
 sizes, image sizes, sequence lengths) and, as the paper holds the test networks' subgraphs out,
-`tlm_core.tasks.training_tasks` drops any training task whose structural hash a test task has.
+`tlm_core.ir.tasks.training_tasks` drops any training task whose structural hash a test task has.
 """
 
 from __future__ import annotations
 
-from tlm_core.workloads import Workload
+from tlm_core.ir.workloads import Workload
 
 
 def _img(n: int, size: int, c: int = 3) -> tuple:

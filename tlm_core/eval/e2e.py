@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlm_core.errors import UserError
-from tlm_core.target import ResolvedTarget
-from tlm_core.ui import emit_json, log
+from tlm_core.ir.target import ResolvedTarget
+from tlm_core.ui import log
 
 # -- tune ------------------------------------------------------------------------------------------
 
@@ -34,8 +34,8 @@ from tlm_core.ui import emit_json, log
 def tune_workload(source, method: str, budget: int, out_dir, target: ResolvedTarget, *, config=None,
                   seed: int = 0, max_tasks: int = 0) -> dict:
     """Tune every subgraph of a workload (or its `max_tasks` heaviest) with a method; records into out_dir."""
+    from tlm_core.ir.tasks import extract_tasks
     from tlm_core.methods import get_method
-    from tlm_core.tasks import extract_tasks
 
     m = get_method(method)
     tasks = extract_tasks(source, target)
@@ -54,7 +54,7 @@ def tune_workload(source, method: str, budget: int, out_dir, target: ResolvedTar
 
 def relax_module(source):
     """(fused Relax IRModule, example inputs, torch module): the pipeline of task extraction."""
-    from tlm_core.tasks import fused_relax
+    from tlm_core.ir.tasks import fused_relax
 
     if source.repeat is not None:
         raise UserError(f"{source.name} is built with {source.repeat[1]} layers only by weight scaling "
@@ -106,8 +106,8 @@ def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
     from tvm.relax import pipeline as rp
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
+    from tlm_core.ir.tasks import extract_tasks
     from tlm_core.methods import best_records
-    from tlm_core.tasks import extract_tasks
     from tlm_core.tvm_env import load_tensor_intrinsics
 
     load_tensor_intrinsics(target.kind)
@@ -257,8 +257,8 @@ def subgraph_sum(source, target: ResolvedTarget, db_dir) -> dict:
 
     None while a subgraph has no record: a sum over part of the model would read as the whole.
     """
+    from tlm_core.ir.tasks import extract_tasks
     from tlm_core.methods import best_records
-    from tlm_core.tasks import extract_tasks
 
     tasks = extract_tasks(source, target)
     return weighted_sum(tasks, best_records(db_dir, tasks))
@@ -312,101 +312,3 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
             "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],
             "tasks": built["tasks"],
             "untuned_subgraphs": built["untuned"], "compile_model_seconds": built["seconds"]}
-
-
-# -- commands --------------------------------------------------------------------------------------
-
-
-def cmd_methods(args) -> None:
-    from tlm_core.methods import methods
-
-    rows = [m.to_json() for m in methods()]
-    if args.json:
-        emit_json(rows)
-        return
-    for r in rows:
-        state = "yes" if r["available"] else "no "
-        print(f"{r['name']:<13} {state} {r['description']}" + (f"  [{r['why']}]" if r["why"] else ""))
-
-
-def cmd_tune(args) -> None:
-    from tlm_core import workloads
-    from tlm_core.measure.harness import MeasureConfig
-    from tlm_core.target import resolve_target
-
-    source = workloads.resolve(args.workload, args.module)
-    target = resolve_target(args.target)
-    if args.budget < 1:
-        raise UserError("--budget must be at least 1")
-    if args.max_tasks < 0:
-        raise UserError("--max-tasks must be >= 0 (0 = all)")
-    config = MeasureConfig(repeat=args.repeat) if args.repeat else MeasureConfig()
-    out = tune_workload(source, args.method, args.budget, args.out, target, config=config, seed=args.seed,
-                        max_tasks=args.max_tasks)
-    if args.json:
-        emit_json(out)
-    else:
-        keys = ("method", "tasks", "candidates", "measured", "failed", "compile_seconds", "weighted_latency_ms")
-        log(" ".join(f"{k}={out[k]}" for k in keys))
-
-
-def cmd_compile(args) -> None:
-    from tlm_core import workloads
-    from tlm_core.target import resolve_target
-
-    source = workloads.resolve(args.workload, args.module)
-    out = compile_model(source, args.db, args.out, resolve_target(args.target))
-    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items() if k != "untuned"))
-
-
-def cmd_bench(args) -> None:
-    from tlm_core import workloads
-    from tlm_core.target import resolve_target
-
-    if args.repeat < 1:
-        raise UserError("--repeat must be at least 1")
-    source = workloads.resolve(args.workload, args.module)
-    if args.threads < 0:
-        raise UserError("--threads must be >= 0 (0 = the libraries' defaults)")
-    out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
-                inductor=not args.no_inductor, threads=args.threads)
-    emit_json(out) if args.json else log(" ".join(f"{k}={v}" for k, v in out.items()))
-
-
-def register_cli(subparsers) -> None:
-    """`tlm methods`, `tlm tune`, `tlm compile`, `tlm bench`."""
-    from tlm_core.cli import _add_source
-
-    p = subparsers.add_parser("methods", help="list the tuning methods and whether each can run here")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=cmd_methods)
-
-    p = subparsers.add_parser("tune", help="tune a workload's subgraphs with a method; measured records into --out")
-    _add_source(p)
-    p.add_argument("--method", required=True, help="see `tlm methods`")
-    p.add_argument("--budget", type=int, required=True, help="candidates (trials) measured per subgraph")
-    p.add_argument("--out", required=True, metavar="DIR", help="record store folder (run again to resume)")
-    p.add_argument("--max-tasks", type=int, default=0, help="only the N heaviest subgraphs (0 = all)")
-    p.add_argument("--repeat", type=int, default=0, help="timed repeats per candidate (default: the harness's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=cmd_tune)
-
-    p = subparsers.add_parser("compile", help="build the whole model with the best record per subgraph")
-    _add_source(p)
-    p.add_argument("--db", metavar="DIR", help="record store of `tlm tune` (omit: TVM default code everywhere)")
-    p.add_argument("--out", required=True, metavar="FILE.so", help="the Relax VM library to write")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=cmd_compile)
-
-    p = subparsers.add_parser("bench", help="end-to-end latency and max abs error vs PyTorch eager")
-    _add_source(p)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--db", metavar="DIR", help="record store of `tlm tune`: compile with its best records")
-    g.add_argument("--method", choices=["pytorch", "untuned"], help="PyTorch itself, or TVM default code")
-    p.add_argument("--repeat", type=int, default=10, help="timed runs; the median is reported")
-    p.add_argument("--no-inductor", action="store_true", help="pytorch: skip torch.compile")
-    p.add_argument("--threads", type=int, default=0,
-                   help="threads for PyTorch and the TVM runtime (0 = defaults: one per core)")
-    p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=cmd_bench)

@@ -38,7 +38,7 @@ def shipped(hardware=None) -> Path:
     data was measured on exactly that hardware, else data/model. The prompt names the hardware, and a
     model knows only the CPUs its data came from (results/archive/hardware-prompt-znver4/)."""
     if hardware is None:
-        from tlm_core.target import detect_host
+        from tlm_core.ir.target import detect_host
 
         hardware = detect_host()
     want = json.loads(hardware.to_json())
@@ -49,7 +49,7 @@ def shipped(hardware=None) -> Path:
 def trained_elsewhere(folder: str | Path, hardware) -> str | None:
     """None when the model's demonstration data was measured on `hardware` (or it names none: a
     pretrained or test model), else where it was, in words: its prompts for `hardware` are new to it."""
-    from tlm_core.target import describe, other_than
+    from tlm_core.ir.target import describe, other_than
 
     trained = trained_for(folder)
     other = other_than([trained], hardware) if trained else []

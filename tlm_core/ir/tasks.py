@@ -16,11 +16,11 @@ from functools import cache
 from pathlib import Path
 
 from tlm_core.errors import UserError
+from tlm_core.ir.target import ResolvedTarget
+from tlm_core.ir.workloads import UserModule, Workload, canonical
 from tlm_core.paths import cache_dir, data_dir
-from tlm_core.target import ResolvedTarget
 from tlm_core.tvm_env import versions
 from tlm_core.ui import progress
-from tlm_core.workloads import UserModule, Workload, canonical
 
 #: Bump when the extraction pipeline changes what it produces (invalidates every cache).
 PIPELINE_VERSION = 1
@@ -65,10 +65,13 @@ def _load_mod(_hash: str, mod_json: str):
     return tvm.ir.load_json(mod_json)
 
 
+def has_integer_inputs(func) -> bool:
+    """Whether any buffer parameter is an integer or bool (its values can change the work done)."""
+    return any(not str(p.dtype).startswith("float") for p in func.params)
+
+
 @cache
 def _integer_inputs(task_hash: str, mod_json: str) -> bool:
-    from tlm_core.measure.worker import has_integer_inputs
-
     return has_integer_inputs(_load_mod(task_hash, mod_json)["main"])
 
 
@@ -184,11 +187,20 @@ def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
 
 def held_out_hashes(target: ResolvedTarget) -> set[str]:
     """Structural hashes of every task of the Table-1 test workloads (the held-out set)."""
-    from tlm_core.workloads.zoo import TEST
+    from tlm_core.ir.workloads.zoo import TEST
 
     return {t.hash for w in progress(TEST, "test workloads") for t in extract_tasks(w, target)}
 
 
+def without_held_out(pairs: list[tuple[Workload | UserModule, Task]], target: ResolvedTarget,
+                     held_out: set[str] | None = None) -> list[tuple[Workload | UserModule, Task]]:
+    """The hold-out rule, the one place it is written: a training workload never contributes a task whose
+    structural hash a test (Table-1) task has, so the model is never trained on what it is judged on."""
+    if held_out is None:
+        held_out = held_out_hashes(target) if any(w.split == "train" for w, _ in pairs) else set()
+    return [(w, t) for w, t in pairs if w.split != "train" or t.hash not in held_out]
+
+
 def training_tasks(workload: Workload, target: ResolvedTarget, held_out: set[str]) -> list[Task]:
     """A training workload's tasks minus any whose structural hash a test task has."""
-    return [t for t in extract_tasks(workload, target) if t.hash not in held_out]
+    return [t for _, t in without_held_out([(workload, t) for t in extract_tasks(workload, target)], target, held_out)]

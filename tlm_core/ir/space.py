@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from tlm_core.target import ResolvedTarget
-from tlm_core.tasks import Task
+from tlm_core.ir.target import ResolvedTarget
+from tlm_core.ir.tasks import Task
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,150 @@
+"""`tlm train collect|pretrain|sft|iterate|ship`: demonstration data, pretraining, SFT, the iterative loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from tlm_core.cli.args import add_json, add_target, report
+from tlm_core.errors import UserError
+from tlm_core.ui import emit_json, log
+
+
+def cmd_train_collect(args) -> None:
+    from tlm_core.ir.target import resolve_target
+    from tlm_core.train import demonstrations
+
+    if args.per_task < 1:
+        raise UserError("--per-task must be at least 1")
+    target = resolve_target(args.target)
+    start = time.perf_counter()
+    out = demonstrations.collect_random(target, args.store, args.per_task, args.seed)
+    out.update(seconds=round(time.perf_counter() - start, 1), store=args.store)
+    if args.export:
+        out.update(demonstrations.export(args.store, args.export))
+    report(out, args)
+
+
+def cmd_train_pretrain(args) -> None:
+    import pandas as pd
+
+    from tlm_core.train.trainer import TrainConfig, train
+
+    if not os.path.exists(args.data):
+        raise UserError(f"--data {args.data}: no such file (make one with `tlm sample`)")
+    df = pd.read_parquet(args.data, columns=["prompt", "decisions"])
+    if args.max_sentences:
+        df = df.sample(n=min(args.max_sentences, len(df)), random_state=args.seed)
+    cfg = TrainConfig(stage="pretrain", size=args.config, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    summary = train(df, cfg, args.out)
+    summary.update(data=args.data, out=args.out)
+    report(summary, args)
+
+
+def cmd_train_sft(args) -> None:
+    from tlm_core.train import demonstrations
+    from tlm_core.train.trainer import TrainConfig, train
+
+    records = demonstrations.load_records(args.records)
+    sft = demonstrations.best_programs(records, args.top)
+    machines = sft.target.nunique() if len(sft) else 0
+    log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs"
+        + (f" on each of {machines} machines" if machines > 1 else ""))
+    cfg = TrainConfig(stage="sft", size="", init=args.init, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                      warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
+    summary = train(sft, cfg, args.out)
+    summary.update(records=len(records), sft_programs=len(sft), out=args.out)
+    report(summary, args)
+
+
+def cmd_train_iterate(args) -> None:
+    from tlm_core.ir.target import resolve_target
+    from tlm_core.train.iterate import IterateConfig, iterate
+
+    if not os.path.exists(os.path.join(args.init, "config.json")):
+        raise UserError(f"--init {args.init}: no checkpoint there (run `tlm train pretrain` first)")
+    if args.rounds < 1 or args.per_task < 1:
+        raise UserError("--rounds and --per-task must be at least 1")
+    cfg = IterateConfig(init=args.init, store=args.store, rounds=args.rounds, per_task=args.per_task,
+                        top=args.top, sft_epochs=args.sft_epochs, temperature=args.temperature, seed=args.seed)
+    out = iterate(cfg, args.out, resolve_target(args.target))
+    emit_json(out) if args.json else log(json.dumps(out["convergence"][-1]))
+
+
+def cmd_train_ship(args) -> None:
+    from tlm_core.ir.target import describe, resolve_target
+    from tlm_core.model.checkpoint import trained_for
+    from tlm_core.train import card, demonstrations
+
+    if not os.path.exists(os.path.join(args.model, "model.safetensors")):
+        raise UserError(f"--model {args.model}: no trained model there")
+    target = resolve_target(args.target)
+    hardware, there = card.hardware_of(args.iterate, target), trained_for(args.to)
+    if there and there != hardware:  # a model per CPU: never replace another CPU's model
+        raise UserError(f"{args.to} holds the model for {describe(there)}; this one is for {describe(hardware)}: "
+                        f"ship it with --to data/model-{hardware['mcpu']}")
+    records = demonstrations.load_records(args.records)
+    facts = card.ship(args.model, args.to, args.pretrain, args.iterate, records, target)
+    out = {k: facts[k] for k in ("measured_programs", "measured_ok", "training_hours", "size_mb")}
+    out.update(to=args.to)
+    report(out, args)
+
+
+def register(sub) -> None:
+    """`tlm train ...`."""
+    train = sub.add_parser("train", help="train the TLM: demonstration data, pretraining, SFT, the iterative loop")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    p = tsub.add_parser("collect", help="measure random programs of every training subgraph (round 0)")
+    p.add_argument("--per-task", type=int, default=8, help="random programs per subgraph")
+    p.add_argument("--store", default="data/demonstrations/store", help="record store folder")
+    p.add_argument("--export", metavar="FILE.parquet", help="then write the records as parquet")
+    add_target(p)
+    p.add_argument("--seed", type=int, default=0)
+    add_json(p)
+    p.set_defaults(func=cmd_train_collect)
+    p = tsub.add_parser("pretrain", help="pretrain on random sentences (loss on decision values only)")
+    p.add_argument("--data", default="data/pretrain/sentences.parquet", help="parquet written by `tlm sample`")
+    p.add_argument("--config", default="small", help="model size: tiny, small or paper")
+    p.add_argument("--out", required=True, help="output folder (run again to resume)")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-sentences", type=int, default=0, help="train on a random subset")
+    p.add_argument("--seed", type=int, default=0)
+    add_json(p)
+    p.set_defaults(func=cmd_train_pretrain)
+    p = tsub.add_parser("sft", help="fine-tune on the fastest measured programs (demonstration data)")
+    p.add_argument("--init", required=True, help="checkpoint folder to start from (the pretrained model)")
+    p.add_argument("--records", default="data/demonstrations/records.parquet",
+                   help="record-store folder or exported parquet of measured programs")
+    p.add_argument("--top", type=int, default=1, help="programs per subgraph: the fastest ones")
+    p.add_argument("--out", required=True, help="output folder (run again to resume)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    add_json(p)
+    p.set_defaults(func=cmd_train_sft)
+    p = tsub.add_parser("iterate", help="generate -> measure -> SFT rounds; measuring overlaps training")
+    p.add_argument("--init", required=True, help="the pretrained checkpoint folder")
+    p.add_argument("--store", default="data/demonstrations/store", help="demonstration record store (round 0 in it)")
+    p.add_argument("--out", required=True, help="output folder: models, markers, convergence log (resumable)")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--per-task", type=int, default=4, help="programs generated per subgraph per round")
+    p.add_argument("--top", type=int, default=1, help="SFT on the fastest programs per subgraph")
+    p.add_argument("--sft-epochs", type=float, default=2.0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    add_target(p)
+    p.add_argument("--seed", type=int, default=0)
+    add_json(p)
+    p.set_defaults(func=cmd_train_iterate)
+    p = tsub.add_parser("ship", help="copy a trained model to data/model (or data/model-MCPU for another CPU) "
+                        "with a card made from its runs")
+    p.add_argument("--model", required=True, help="the final checkpoint folder (e.g. the last iterate model)")
+    p.add_argument("--pretrain", required=True, help="the pretraining run folder")
+    p.add_argument("--iterate", help="the iterate run folder (SFT rounds, convergence log)")
+    p.add_argument("--records", default="data/demonstrations/records.parquet", help="the demonstration records")
+    p.add_argument("--to", default="data/model", help="data/model, or data/model-MCPU for a model of another CPU "
+                   "(the default model on that CPU)")
+    add_target(p)
+    add_json(p)
+    p.set_defaults(func=cmd_train_ship)
