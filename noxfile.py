@@ -1,7 +1,9 @@
-"""Sessions: `nox -s tests` (default), `nox -s reproduce_table2` (and the other reproduce_*), `nox -s figures`,
-`nox -s benchmarks`, `nox -s publish_dataset`."""
+"""Sessions: `nox -s tests` (default), `nox -s lint`, `nox -s reproduce_table2` (and the other reproduce_*),
+`nox -s figures`, `nox -s benchmarks`, `nox -s publish_dataset`."""
 
 from __future__ import annotations
+
+import tomllib
 
 import nox
 
@@ -14,6 +16,16 @@ def tests(session: nox.Session) -> None:
     """The fast test tier (add `-- -m slow` for the slow tier)."""
     session.install("-e", ".[dev]")
     session.run("pytest", "tests", *session.posargs, env={"TLM_PROGRESS": "0"})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, and import-linter's layers (pyproject.toml): the stages import only downward, no cycle."""
+    # The tools only (pinned in pyproject's `lint` extra): import-linter reads the source, it imports nothing.
+    with open("pyproject.toml", "rb") as f:
+        session.install(*tomllib.load(f)["project"]["optional-dependencies"]["lint"])
+    session.run("ruff", "check", ".")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)
