@@ -14,9 +14,9 @@ def load_tensor_intrinsics(target_kind: str) -> None:
     """Register the tensor intrinsics a target kind can use, and only those.
 
     MetaSchedule's TuneContext and LocalBuilder `import tvm.s_tir.tensor_intrin`, whose package
-    __init__ also registers the CUDA/ROCm intrinsics: ~35 s per fresh process on this machine,
-    none of which an llvm target uses. We put the package in sys.modules without running its
-    __init__ and import just the CPU submodules (~0.3 s); a cuda target runs the full __init__.
+    __init__ also registers the CUDA/ROCm intrinsics, tens of seconds per fresh process, none of
+    which an llvm target uses. We put the package in sys.modules without running its __init__ and
+    import just the CPU submodules (a fraction of a second); a cuda target runs the full __init__.
     """
     pkg = sys.modules.get(_INTRIN_PKG)
     if pkg is None:

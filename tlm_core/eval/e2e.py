@@ -199,8 +199,8 @@ def _torch_reference(module, inputs):
 def set_threads(threads: int) -> None:
     """Threads for PyTorch's intra-op pool and TVM's runtime pool (0: leave their defaults).
 
-    On a shared machine this matters more than anything else: with 2 threads on 2 busy cores, their
-    spin-waits collapse (bert_tiny eager measured 180 ms with 2 threads, 4 ms with 1, here).
+    On a shared machine this matters more than anything else: with as many threads as busy cores,
+    their spin-waits collapse (latencies tens of times longer than with one thread fewer).
     """
     if threads <= 0:
         return

@@ -4,8 +4,8 @@ Both run `ms.tune_tasks` over the subgraphs (gradient task scheduler, XGBoost co
 per-store features, MetaSchedule's LocalRunner: number=3, repeat=1, min_repeat_ms=100), with
 `budget` trials per subgraph, into a JSONDatabase under STORE/<method>-db. Builds use our fast build
 function (`_fast_build`: CPU tensor intrinsics only, then MetaSchedule's default build steps) in
-MetaSchedule's LocalBuilder: its default build imports every tensor intrinsic in each fresh worker
-(about 30 s here, longer than its 30 s build timeout).
+MetaSchedule's LocalBuilder: its default build imports every tensor intrinsic in each fresh worker,
+which can take longer than its 30 s build timeout.
 
 So that every method is compared by the same harness, the best `REMEASURE` traces per subgraph of
 MetaSchedule's database are then measured again by our Measurer into the method's record store;
@@ -176,7 +176,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
     # subgraph early when its space runs out, so the bar can end short of its total).
     # Its task scheduler searches the first batch of every subgraph before it joins any measurement
-    # (measured: 5 min for bert_tiny's 22 subgraphs here), so the bar stands still that long: say so.
+    # (minutes for a whole model's subgraphs), so the bar stands still that long: say so.
     log(f"{name}: searching the first batch of all {len(tasks)} subgraphs before the first measurement "
         "(minutes: the bar moves after that)")
     with progress(desc=f"{name}: search", total=budget * len(tasks), unit="trial") as bar:

@@ -31,10 +31,8 @@ Then the finished program is applied with `replay()` (postprocessors included). 
 rejection, a replay that disagrees with the walk, or any exception is counted as invalid, never
 hidden; programs with the same decisions are counted as duplicates and kept once.
 
-Measured on this 2-core machine beside a measurement job, `small` model, 64 candidates of
-bert_tiny's fused_matmul3_add4: 0.54 s median (the static path; 0.73 s when forced through the
-threads). Of that, about 55% is the model's forward passes, 25% the final replays with
-postprocessors.
+The model's forward passes take most of the time, the final replays with postprocessors most of
+the rest; `benchmarks/bench_generate.py` (`nox -s benchmarks`) measures it.
 """
 
 from __future__ import annotations
@@ -608,8 +606,8 @@ def generate(model, task, space, hardware, k: int, *, temperature: float = 1.0, 
 
     `threads`: torch's intra-op threads while generating (None: leave torch's setting). One step's
     operations are small (rows x new tokens x width): extra threads gain little, and their spin-waits
-    collapse when the cores are shared. Measured on this 2-core machine beside a measurement job
-    (64 candidates of a bert_tiny dense task, small model): 0.54 s with 1 thread, 1.6 to 7.8 s with 2.
+    collapse when the cores are shared (a measurement job beside the generator): one thread is the
+    safe default.
     """
     import torch
 
