@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tlm_core.cli.args import add_json, report
 from tlm_core.hub.dataset import CONFIGS, DEFAULT_PRETRAIN, configs_of, export, load, push
-from tlm_core.ui import emit_json, log
+from tlm_core.ui import emit_json
 
 
 def cmd_export(args) -> None:
@@ -14,7 +14,6 @@ def cmd_export(args) -> None:
 
 
 def cmd_push(args) -> None:
-    log(f"pushing {args.folder} to https://huggingface.co/datasets/{args.repo_id} ...")
     out = push(args.folder, args.repo_id, revision=args.revision, private=args.private)
     report(out, args)
 

@@ -29,10 +29,10 @@ def cmd_generate(args) -> None:
         raise UserError("--top-p must be in (0, 1]")
     entries, target = arg_entries([args.workload] * bool(args.workload), args.module, args.target)
     checkpoint = str(args.checkpoint or shipped(target.hardware))
+    store = RecordStore(f"{args.out}/candidates")  # a bad store is said before the model loads
     model, _ = load(checkpoint)
     hw = target.hardware
     hw_json = json.loads(hw.to_json())
-    store = RecordStore(f"{args.out}/candidates")
     start = time.perf_counter()
     totals = {"candidates": 0, "invalid": 0, "duplicates": 0, "decisions": 0}
     for workload, task in progress(entries, "generate", unit="task"):

@@ -27,13 +27,13 @@ def cmd_train_collect(args) -> None:
 
 
 def cmd_train_pretrain(args) -> None:
-    import pandas as pd
-
+    from tlm_core.train.demonstrations import read_parquet
     from tlm_core.train.trainer import TrainConfig, train
 
     if not os.path.exists(args.data):
         raise UserError(f"--data {args.data}: no such file (make one with `tlm sample`)")
-    df = pd.read_parquet(args.data, columns=["prompt", "decisions"])
+    df = read_parquet(args.data, "a table of sentences", "give the parquet `tlm sample` wrote",
+                      columns=["prompt", "decisions"], folder=True)
     if args.max_sentences:
         df = df.sample(n=min(args.max_sentences, len(df)), random_state=args.seed)
     cfg = TrainConfig(stage="pretrain", size=args.config, epochs=args.epochs, lr=args.lr, seed=args.seed)
@@ -43,10 +43,15 @@ def cmd_train_pretrain(args) -> None:
 
 
 def cmd_train_sft(args) -> None:
+    from tlm_core.model.checkpoint import check
     from tlm_core.train import demonstrations
     from tlm_core.train.trainer import TrainConfig, train
 
+    check(args.init)  # a bad checkpoint is said before the records are read
     records = demonstrations.load_records(args.records)
+    if not len(records):
+        raise UserError(f"--records {args.records}: no measured records there (measure some with "
+                        "`tlm train collect`, or give the exported parquet)")
     sft = demonstrations.best_programs(records, args.top)
     machines = sft.target.nunique() if len(sft) else 0
     log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs"
@@ -60,10 +65,12 @@ def cmd_train_sft(args) -> None:
 
 def cmd_train_iterate(args) -> None:
     from tlm_core.ir.target import resolve_target
+    from tlm_core.model.checkpoint import check
     from tlm_core.train.iterate import IterateConfig, iterate
 
     if not os.path.exists(os.path.join(args.init, "config.json")):
         raise UserError(f"--init {args.init}: no checkpoint there (run `tlm train pretrain` first)")
+    check(args.init)  # before the measuring process starts: a bad file is said here, in one line
     if args.rounds < 1 or args.per_task < 1:
         raise UserError("--rounds and --per-task must be at least 1")
     cfg = IterateConfig(init=args.init, store=args.store, rounds=args.rounds, per_task=args.per_task,
@@ -74,7 +81,7 @@ def cmd_train_iterate(args) -> None:
 
 def cmd_train_ship(args) -> None:
     from tlm_core.ir.target import describe, resolve_target
-    from tlm_core.model.checkpoint import trained_for
+    from tlm_core.model.checkpoint import check, trained_for
     from tlm_core.train import card, demonstrations
 
     if not os.path.exists(os.path.join(args.model, "model.safetensors")):
@@ -84,7 +91,11 @@ def cmd_train_ship(args) -> None:
     if there and there != hardware:  # a model per CPU: never replace another CPU's model
         raise UserError(f"{args.to} holds the model for {describe(there)}; this one is for {describe(hardware)}: "
                         f"ship it with --to data/model-{hardware['mcpu']}")
+    check(args.model)  # never ship a model whose files do not load
     records = demonstrations.load_records(args.records)
+    if not len(records):
+        raise UserError(f"--records {args.records}: no measured records there (give the demonstration records "
+                        "the model was trained on)")
     facts = card.ship(args.model, args.to, args.pretrain, args.iterate, records, target)
     out = {k: facts[k] for k in ("measured_programs", "measured_ok", "training_hours", "size_mb")}
     out.update(to=args.to)

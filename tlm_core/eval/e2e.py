@@ -76,11 +76,37 @@ def _database(tasks, best: dict, target: ResolvedTarget):
         if rec is None:
             continue
         sch = Schedule(t.mod)
-        Trace.apply_json_to_schedule(json.loads(rec["trace"]), sch)
+        try:
+            trace = json.loads(rec["trace"])
+        except (TypeError, ValueError):  # None: restored from an export (no trace kept); else not JSON
+            raise UserError(f"record {rec['key']} of subgraph {t.name} has no readable schedule trace (a record "
+                            "restored from an exported table keeps none): compile with the store `tlm tune` "
+                            "wrote") from None
+        Trace.apply_json_to_schedule(trace, sch)
         wl = db.commit_workload(t.mod)
         db.commit_tuning_record(ms.database.TuningRecord(sch.trace, wl, [float(rec["latency_s"])], target.tvm))
         used.append(t)
     return db, used
+
+
+def _no_record(source, db_dir, tasks) -> None:
+    """The UserError of a store without one usable record of the workload's subgraphs: compiling with it
+    would build TVM's default code for every subgraph, while the command names a store to use."""
+    from tlm_core.measure.store import RecordStore
+
+    store = RecordStore(db_dir)
+    hashes = {t.hash for t in tasks}
+    own = sum(1 for r in store if r.get("task_hash") in hashes)
+    if not len(store):
+        what = "holds no records"
+    elif not own:
+        what = (f"holds no record of {source.name}'s {len(tasks)} subgraphs (its {len(store)} "
+                f"record{'s are' if len(store) > 1 else ' is'} of another workload, target or version)")
+    else:
+        what = (f"holds {own} record{'s' if own > 1 else ''} of {source.name}'s subgraphs, none measured ok on "
+                "the current measurement inputs")
+    raise UserError(f"--db {db_dir}: the record store {what}: give the --out of `tlm tune {source.name} ...`, "
+                    "or leave --db out for TVM's default code (`tlm bench --method untuned`)")
 
 
 def compile_model(source, db_dir, out_file, target: ResolvedTarget) -> dict:
@@ -116,6 +142,8 @@ def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
         raise UserError(f"--db {db_dir}: no record store there (records.jsonl); make one with `tlm tune`")
     tasks = extract_tasks(source, target)
     best = best_records(db_dir, tasks) if db_dir is not None else {}
+    if db_dir is not None and not best:
+        _no_record(source, db_dir, tasks)
     fused, inputs, _ = relax_module(source)
     db, used = _database(tasks, best, target)
     with target.tvm, db, tvm.transform.PassContext(opt_level=3):

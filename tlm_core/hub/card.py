@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from string import Template
 
+from tlm_core.errors import UserError
 from tlm_core.hub import CONFIGS
 
 _DESCRIPTIONS = {
@@ -210,17 +211,27 @@ def card(tables: dict, written: dict, meta: dict, prov: dict, top: int, repo_id:
 
 
 def read_card_header(folder) -> dict:
-    """The YAML header of a dataset card (`README.md`); {} when there is none."""
+    """The YAML header of a dataset card (`README.md`); {} when there is none. A card that is not text or
+    whose header is not YAML is a UserError naming it."""
     import yaml
 
     path = Path(folder) / "README.md"
     if not path.is_file():
         return {}
-    text = path.read_text()
+    fix = "write the folder again with `tlm dataset export --out DIR`"
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: binary data, not a dataset card ({fix})") from None
     if not text.startswith("---"):
         return {}
     end = text.find("\n---", 3)
     if end < 0:
         return {}
-    header = yaml.safe_load(text[3:end])
+    try:
+        header = yaml.safe_load(text[3:end])
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 2}" if where is not None else ""
+        raise UserError(f"{path}: its YAML header does not parse{line} ({fix})") from None
     return header if isinstance(header, dict) else {}

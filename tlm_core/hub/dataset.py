@@ -40,6 +40,8 @@ PROBE_TIMEOUT_S = 10.0
 REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 #: The trainer reads these columns.
 TRAIN_COLUMNS = ("prompt", "decisions")
+#: The columns of the pretraining data (`tlm sample`) that the export and its card read.
+PRETRAIN_COLUMNS = ("workload", "task_hash", *TRAIN_COLUMNS)
 
 # ---------------------------------------------------------------------------------------------- export
 
@@ -61,10 +63,14 @@ def _read_pretrain(source):
         return None, None
     if isinstance(source, pd.DataFrame):
         return source, None
+    from tlm_core.train.demonstrations import read_parquet
+
     path = Path(source)
     if not path.is_file():
         raise UserError(f"--pretrain {path}: no such file (make one with `tlm sample`, or give --no-pretrain)")
-    return pd.read_parquet(path), {"file": _rel(path), "provenance": _sidecar(path)}
+    df = read_parquet(path, "a table of sentences", "give the parquet `tlm sample` wrote, or --no-pretrain",
+                      required=PRETRAIN_COLUMNS)
+    return df, {"file": _rel(path), "provenance": _sidecar(path)}
 
 
 def _read_records(source):
@@ -255,6 +261,59 @@ def _probe(api_path: str, token: str | None):
                         "check the network (or set HF_ENDPOINT)") from None
 
 
+def _card_configs(folder: Path) -> dict[str, list[str]]:
+    """Config name -> its data_files patterns, from the card of a local export; a UserError naming the card
+    when its configs are not a list of {config_name, data_files}."""
+    card_path = folder / "README.md"
+    configs = read_card_header(folder).get("configs")
+    out: dict[str, list[str]] = {}
+    for c in configs if isinstance(configs, list) else [None]:
+        files = c.get("data_files") if isinstance(c, dict) else None
+        files = [files] if isinstance(files, (str, dict)) else files
+        paths = [f if isinstance(f, str) else f.get("path") if isinstance(f, dict) else None for f in files or [None]]
+        if not isinstance(c.get("config_name") if isinstance(c, dict) else None, str) or not all(
+                isinstance(x, str) for x in paths):
+            raise UserError(f"{card_path}: its configs are not a list of {{config_name, data_files}} (write the folder "
+                            "again with `tlm dataset export --out DIR`)")
+        out[c["config_name"]] = paths
+    return out
+
+
+def check_files(folder: Path, names=None) -> None:
+    """Each data file of the export's configs `names` (default: all) is there and is parquet with the
+    columns the card says; else a UserError naming the file (before anything is loaded or uploaded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tlm_core.train.demonstrations import arrow_reason
+
+    fix = "write the folder again with `tlm dataset export --out DIR`"
+    configs = _card_configs(folder)
+    infos = read_card_header(folder).get("dataset_info")
+    columns = {i.get("config_name"): [f.get("name") for f in i.get("features") or [] if isinstance(f, dict)]
+               for i in infos if isinstance(i, dict)} if isinstance(infos, list) else {}
+    for name in names or configs:
+        for pattern in configs.get(name, []):
+            files = sorted(folder.glob(pattern))
+            if not files:
+                raise UserError(f"{folder / pattern}: no such file: config {name!r} of the card has no data ({fix})")
+            for path in files:
+                if not path.is_file():
+                    raise UserError(f"{path}: a folder, not a parquet file ({fix})")
+                try:
+                    schema = pq.read_schema(path)
+                except (pa.ArrowException, OSError) as err:
+                    raise UserError(f"{path}: truncated or not a parquet file ({arrow_reason(err)}) ({fix})") from None
+                want = columns.get(name)
+                if want and list(schema.names) != want:
+                    missing = [c for c in want if c not in schema.names]
+                    extra = [c for c in schema.names if c not in want]
+                    diff = "; ".join(f"{what} {', '.join(map(str, cs[:5]))}{', ...' if len(cs) > 5 else ''}"
+                                     for what, cs in (("no column", missing), ("columns not in the card", extra)) if cs)
+                    raise UserError(f"{path}: not the table the card says config {name!r} holds "
+                                    f"({diff or 'columns in another order'}) ({fix})")
+
+
 def push(folder, repo_id: str, revision: str | None = None, private: bool = False) -> dict:
     """Upload an exported folder to the Hub dataset `repo_id` (created if missing; revision = branch)."""
     from huggingface_hub import HfApi
@@ -262,11 +321,13 @@ def push(folder, repo_id: str, revision: str | None = None, private: bool = Fals
     folder = Path(folder)
     if not (folder / "README.md").is_file() or not read_card_header(folder).get("configs"):
         raise UserError(f"{folder}: not an exported dataset folder (make one with `tlm dataset export --out DIR`)")
+    check_files(folder)
     if not REPO_ID.match(repo_id):
         raise UserError(f"--repo-id {repo_id!r}: expected ORG/NAME")
     token = _token()
     if not token:
         raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    log(f"pushing {folder} to https://huggingface.co/datasets/{repo_id} ...")  # once the folder checks out
     errors = _network_errors()
     r = _probe("/api/whoami-v2", token)
     if r.status_code == 401:
@@ -322,7 +383,8 @@ def configs_of(source, revision: str | None = None) -> list[str]:
     """The configurations a local export or Hub dataset has."""
     kind, path = _resolve(source)
     if kind == "local":
-        return [c["config_name"] for c in read_card_header(path)["configs"]]
+        check_files(path)
+        return list(_card_configs(path))
     from datasets import get_dataset_config_names
 
     _check_hub(str(source), revision)
@@ -352,6 +414,7 @@ def load(source, config: str, revision: str | None = None, cache_dir=None):
         names = configs_of(path)
         if config not in names:
             raise UserError(f"{source}: no config {config!r}; it has {', '.join(names)}")
+        check_files(path, [config])
         try:
             return load_dataset(str(path), config, split="train", cache_dir=cache_dir)
         except (ValueError, FileNotFoundError) as err:

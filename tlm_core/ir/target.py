@@ -152,7 +152,10 @@ def detect_host() -> Hardware:
     fingerprint = hashlib.sha256(json.dumps([flags, _cores(), versions()["apache-tvm"]]).encode()).hexdigest()[:16]
     path = cache_dir() / f"host-{fingerprint}.json"
     if path.exists():
-        return Hardware.from_json(path.read_text())
+        try:
+            return Hardware.from_json(path.read_text())
+        except (OSError, ValueError, TypeError, AttributeError):  # torn or corrupt (ValueError: JSON, UTF-8): probe again
+            pass
     hw = _probe_host()
     path.write_text(hw.to_json())
     return hw
@@ -204,6 +207,10 @@ def resolve_target(spec: str = "host") -> ResolvedTarget:
         return ResolvedTarget(detect_host())
     if spec == "cuda":
         return ResolvedTarget(_detect_cuda())
+    if not spec.startswith(("{", "[")) and Path(spec).expanduser().exists():
+        raise UserError(f"bad --target {spec!r}: a path; --target takes the JSON itself, not a file: "
+                        f"--target \"$(cat {spec})\" (a TVM target dict such as "
+                        '\'{"kind": "llvm", "mcpu": "znver3", "num-cores": 2}\')')
     try:
         d = json.loads(spec)
     except json.JSONDecodeError:
@@ -221,10 +228,23 @@ def resolve_target(spec: str = "host") -> ResolvedTarget:
         hw = _llvm_from_dict(d)
     else:
         raise UserError(f"bad --target: kind {kind!r} is not supported; use 'llvm' or 'cuda'")
+    if not isinstance(overrides, dict):
+        raise UserError("bad --target: \"hardware\" must be an object of hardware fields, e.g. {\"l2_kb\": 512}")
     names = {f.name for f in dataclasses.fields(Hardware)}
     unknown = set(overrides) - names
     if unknown:
         raise UserError(f"bad --target: unknown hardware fields {sorted(unknown)}; known: {sorted(names)}")
+    for name, value in overrides.items():
+        if name == "features":
+            ok = isinstance(value, list) and all(isinstance(f, str) for f in value)
+        elif name in ("kind", "mcpu"):
+            ok = isinstance(value, str)
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if not ok:
+            want = ("a list of strings" if name == "features" else "a string" if name in ("kind", "mcpu")
+                    else "a whole number >= 0")
+            raise UserError(f"bad --target: hardware field {name!r} is {json.dumps(value)}, not {want}")
     if "features" in overrides:
         overrides["features"] = tuple(overrides["features"])
     hw = dataclasses.replace(hw, **overrides)
@@ -248,7 +268,11 @@ def _llvm_from_dict(d: dict) -> Hardware:
     known = set(codegen.llvm_get_cpu_archlist(tvm.target.Target({"kind": "llvm"})))
     if known and mcpu not in known:
         raise UserError(f"bad --target: LLVM does not know mcpu {mcpu!r} (this machine is {host.mcpu!r})")
-    cores = int(d.get("num-cores", host.num_cores))
+    cores = d.get("num-cores", host.num_cores)
+    if (isinstance(cores, str) and cores.strip().isdigit()) or (isinstance(cores, float) and cores.is_integer()):
+        cores = int(cores)  # as int() took them
+    if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+        raise UserError(f"bad --target: \"num-cores\" is {json.dumps(cores)}, not a whole number >= 1")
     if mcpu == host.mcpu:
         return dataclasses.replace(host, num_cores=cores)
     features = _cpu_features(mcpu)

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from tlm_core.errors import UserError
+from tlm_core.errors import UserError, reason
 from tlm_core.ir.target import ResolvedTarget
 from tlm_core.ir.workloads import UserModule, Workload, canonical
 from tlm_core.paths import cache_dir, data_dir
 from tlm_core.tvm_env import versions
-from tlm_core.ui import progress
+from tlm_core.ui import log, progress
 
 #: Bump when the extraction pipeline changes what it produces (invalidates every cache).
 PIPELINE_VERSION = 1
@@ -101,7 +101,9 @@ def extract_tasks(source: Workload | UserModule, target: ResolvedTarget, use_cac
     if use_cache:
         for folder in (data_dir() / "tasks", cache_dir() / "tasks"):
             if (folder / name).is_file():
-                return _read(folder / name)
+                tasks = _read(folder / name, key)
+                if tasks is not None:
+                    return tasks
     start = time.perf_counter()
     if source.repeat is None:
         tasks = _extract_model(*source.build(), target)
@@ -119,9 +121,22 @@ def extract_tasks(source: Workload | UserModule, target: ResolvedTarget, use_cac
     return tasks
 
 
-def _read(path: Path) -> list[Task]:
-    doc = json.loads(path.read_text())
-    return [Task(t["name"], t["weight"], t["flops"], t["hash"], t["mod"]) for t in doc["tasks"]]
+def _read(path: Path, key: str) -> list[Task] | None:
+    """The tasks of a cache file; None (said on stderr) when it is torn, corrupt or of another key, and
+    the tasks are extracted again (the new file replaces it in the writable cache)."""
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("key", key) != key:
+            raise ValueError(f"key {doc.get('key')!r}, not {key!r}")
+        tasks = [Task(t["name"], t["weight"], t["flops"], t["hash"], t["mod"]) for t in doc["tasks"]]
+        if not all(isinstance(t.name, str) and isinstance(t.hash, str) and isinstance(t.mod_json, str)
+                   and isinstance(t.weight, int) and isinstance(t.flops, (int, float)) for t in tasks):
+            raise TypeError("a task field of the wrong type")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError: JSON, UTF-8
+        log(f"warning: task cache {path} is unreadable ({reason(err, 80)}): extracting the tasks again"
+            + ("" if path.parent == cache_dir() / "tasks" else f" (delete {path}: it is read first)"))
+        return None
+    return tasks
 
 
 def _extract_repeated(source: Workload, target: ResolvedTarget) -> list[Task]:

@@ -3,6 +3,10 @@
 Every record is written with one `write` of a whole line under an exclusive lock, then fsync'd, so
 a process killed at any point (kill -9 included) loses at most the line being written; a torn last
 line is dropped on the next open. Records are never rewritten: what was measured is never lost.
+
+A line that is not a record (torn by a killed writer, then followed by later appends; or a file that
+is not a record store) is skipped and counted, and a warning says how many; a non-empty file of
+which no line is a record is not a record store, and opening it is a UserError.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from tlm_core.errors import UserError
+from tlm_core.ui import log
+
 RECORDS = "records.jsonl"
+
+#: Unreadable lines already reported by this process, per store file (each count is said once).
+_WARNED: dict[Path, int] = {}
 
 
 class RecordStore:
@@ -21,10 +31,18 @@ class RecordStore:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UserError(f"{self.folder}: a file, not a record store folder (give a folder: new, or one "
+                            f"holding the {RECORDS} a `tlm` command wrote)") from None
         self.path = self.folder / RECORDS
+        if self.path.is_dir():
+            raise UserError(f"{self.path}: a folder, not the store's file of records (move it away, or give "
+                            "another record store folder)")
         self._records: dict[str, dict] = {}
         self._offset = 0
+        self._unreadable = 0
         self.refresh()
 
     def refresh(self) -> None:
@@ -38,10 +56,21 @@ class RecordStore:
         for line in data[:end].splitlines():
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn line followed by later appends: skip it, keep the rest
+            except ValueError:  # not JSON, or not UTF-8
+                rec = None
+            if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                # A torn line followed by later appends (harmless: skip it, keep the rest), or not a record.
+                self._unreadable += bool(line.strip())
+                continue
             self._records.setdefault(rec["key"], rec)
         self._offset += end
+        if self._unreadable and not self._records:
+            raise UserError(f"{self.path}: none of its {self._unreadable} lines is a record (not a record store "
+                            "a `tlm` command wrote, or corrupt): move it away, or give another record store folder")
+        if self._unreadable > _WARNED.get(self.path, 0):
+            _WARNED[self.path] = self._unreadable
+            log(f"warning: {self.path}: skipped {self._unreadable} unreadable line(s) (torn by a killed writer, or "
+                f"not records); read {len(self._records)} records")
 
     def __contains__(self, key: str) -> bool:
         return key in self._records
@@ -75,3 +104,4 @@ class RecordStore:
         finally:
             os.close(fd)  # closing releases the lock
         self._records[record["key"]] = record
+

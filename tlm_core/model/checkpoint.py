@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tlm_core.errors import UserError
+from tlm_core.errors import UserError, read_json, reason
 from tlm_core.paths import REPO_ROOT
 
 #: The model shipped with the project, the default checkpoint. A model trained for another CPU ships
@@ -26,10 +26,17 @@ def trained_for(folder: str | Path) -> dict | None:
     path = Path(folder) / "training.json"
     if not path.exists():
         run = Path(folder).parent / "target.json"
-        return json.loads(run.read_text()) if run.exists() else None
-    facts = json.loads(path.read_text())
+        if not run.exists():
+            return None
+        return read_json(run, "the hardware of the run, written by `tlm train iterate`: restore it, or remove it "
+                              "if this folder is not an iterative run's")
+    hint = f"the model card's facts, written by `tlm train ship`: {_fix(Path(folder))}"
+    facts = read_json(path, hint)
     # Shipped before cards named it: the machine that shipped it is the one its data was measured on.
-    hw = facts.get("hardware") or facts.get("provenance", {}).get("target")
+    prov = facts.get("provenance")
+    hw = facts.get("hardware") or (prov.get("target") if isinstance(prov, dict) else None)
+    if hw and not isinstance(hw, dict):
+        raise UserError(f"{path}: its \"hardware\" is not a hardware description (an object) ({hint})")
     return {k: v for k, v in hw.items() if k != "tvm"} if hw else None
 
 
@@ -104,19 +111,84 @@ def save(model, folder: str | Path) -> None:
     tokenizer().save_pretrained(folder)
 
 
+def _fix(folder: Path) -> str:
+    """What to do about a bad file of the checkpoint in `folder`."""
+    if folder.resolve().parent == SHIPPED.parent.resolve() and folder.name.startswith(SHIPPED.name):
+        return f"a model shipped with the project: restore it with `git checkout -- {folder}`"
+    return "write it again, or give a model folder written by `tlm train`"
+
+
+def check(folder: str | Path) -> Path:
+    """The checkpoint folder, once each file `load` reads is there and of the right kind; else a UserError
+    naming the file: missing, a folder, truncated, corrupt, another model's weights or not a TLM tokenizer."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        if folder.is_file():
+            raise UserError(f"{folder}: a file, not a model checkpoint folder (give the folder `tlm train` wrote)")
+        hint = "train one with `tlm train pretrain`" if folder.parent == SHIPPED.parent else "give a folder written by `tlm train`"
+        raise UserError(f"no model checkpoint in {folder}: {hint}")
+    fix = _fix(folder)
+    config = read_json(folder / "config.json", fix)
+    if config.get("model_type") != "gpt2":
+        raise UserError(f"{folder / 'config.json'}: not the config of a TLM model (model_type "
+                        f"{config.get('model_type')!r}, not 'gpt2') ({fix})")
+    path = folder / "tokenizer.json"
+    if not path.exists():
+        raise UserError(f"{path}: missing: the model's tokenizer is saved beside it ({fix})")
+    doc = read_json(path, fix)
+    if not {"model", "added_tokens"} <= set(doc):
+        raise UserError(f"{path}: not a Hugging Face tokenizer file (no \"model\" or \"added_tokens\") ({fix})")
+    try:
+        Tokenizer.from_str(json.dumps(doc))
+    except Exception as err:  # noqa: BLE001 - the tokenizers library raises a plain Exception for a bad file
+        raise UserError(f"{path}: not a tokenizer file this version reads ({reason(err)}) ({fix})") from None
+    if (folder / "tokenizer_config.json").exists():
+        read_json(folder / "tokenizer_config.json", fix)
+    path = folder / "model.safetensors"
+    if not path.exists():
+        raise UserError(f"{path}: missing: the model's weights ({fix})")
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a safetensors file ({fix})")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except SafetensorError as err:
+        raise UserError(f"{path}: truncated or not a safetensors file ({' '.join(str(err).split())}) ({fix})") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({reason(err)}) ({fix})") from None
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            model = AutoModelForCausalLM.from_config(GPT2Config.from_dict(config))
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{folder / 'config.json'}: not a GPT-2 config this version builds ({reason(err)}) ({fix})") from None
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
+    other = sorted(k for k in shapes if want.get(k, shapes[k]) != shapes[k])
+    bad = [f"{k} {list(shapes[k])} vs {list(want[k])}" for k in other]
+    bad += [f"{k} not in the model" for k in sorted(set(shapes) - set(want))]
+    bad += [f"{k} missing" for k in sorted(set(want) - set(shapes) - tied)]
+    if bad:
+        raise UserError(f"{path}: weights of another model than {folder / 'config.json'} describes ({len(bad)} tensors "
+                        f"differ, e.g. {bad[0]}) ({fix})")
+    return folder
+
+
 def load(folder: str | Path | None = None):
     """(model, tokenizer) of a checkpoint folder (default: the shipped model for this host), in eval mode."""
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     from tlm_core.language.vocab import tokens
 
-    folder = Path(folder) if folder else shipped()
-    if not (folder / "config.json").exists():
-        hint = "train one with `tlm train pretrain`" if folder.parent == SHIPPED.parent else "give a folder written by `tlm train`"
-        raise UserError(f"no model checkpoint in {folder}: {hint}")
+    folder = check(folder if folder else shipped())
     tok = PreTrainedTokenizerFast.from_pretrained(folder)
     if tuple(tok.convert_ids_to_tokens(list(range(len(tok))))) != tokens():
-        raise UserError(f"the tokenizer in {folder} is not this version's tensor-language vocabulary")
+        raise UserError(f"{folder / 'tokenizer.json'}: not this version's tensor-language vocabulary "
+                        f"(a model of another version of tlm, or not a TLM model): {_fix(folder)}")
     model = AutoModelForCausalLM.from_pretrained(folder)
     model.eval()
     return model, tok

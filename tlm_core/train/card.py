@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+from tlm_core.errors import read_json
 from tlm_core.ir.target import describe
 from tlm_core.provenance import provenance
 from tlm_core.train.demonstrations import timed_on
@@ -20,23 +21,21 @@ FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenize
 
 def _summary(folder: Path) -> dict:
     path = folder / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path, "written by `tlm train` at the end of a run: run it again to rewrite it") if path.exists() else {}
 
 
 def hardware_of(iterate_dir: str | Path | None, target) -> dict:
     """The CPU a model is for: its iterative run's (a run measures on one machine), else `target`'s."""
     run_cpu = Path(iterate_dir) / "target.json" if iterate_dir else None
-    return json.loads(run_cpu.read_text() if run_cpu and run_cpu.exists() else target.hardware.to_json())
+    if run_cpu and run_cpu.exists():
+        return read_json(run_cpu, "the hardware of the run, written by `tlm train iterate`: restore it")
+    return json.loads(target.hardware.to_json())
 
 
 def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterate_dir: str | Path | None,
          records, target) -> dict:
     """Copy the model in `model_dir` to `to` with a README.md card; returns the card's facts."""
     model_dir, to, pretrain_dir = Path(model_dir), Path(to), Path(pretrain_dir)
-    to.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        if (model_dir / name).exists():
-            shutil.copy2(model_dir / name, to / name)
     pre = _summary(pretrain_dir)
     rounds, last = [], None
     if iterate_dir:
@@ -50,7 +49,8 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
             if _summary(d):
                 rounds.append({"model": d.name, **_summary(d)})
     # Measuring wall time, where every round of the model's history logged it (runs before 2026-11-30 did not).
-    markers = [json.loads(m.read_text()) for m in sorted(Path(iterate_dir).glob("round-*.measured"))
+    markers = [read_json(m, "a round's marker, written by `tlm train iterate`: run it again to rewrite it")
+               for m in sorted(Path(iterate_dir).glob("round-*.measured"))
                if last is None or int(m.name.split("-")[1].split(".")[0]) <= last] if iterate_dir else []
     measuring = (round(sum(m["seconds"] for m in markers) / 3600, 2)
                  if markers and all("seconds" in m for m in markers) else None)
@@ -62,6 +62,11 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
     ok = records[records.status == "ok"]
     # A run goes on after the round that made the model: what the model saw is its round's point.
     seen = next((c for c in convergence if last is not None and c["round"] == last), None)
+    # Copied once every file of the runs has been read: a bad one stops the ship before anything is written.
+    to.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (model_dir / name).exists():
+            shutil.copy2(model_dir / name, to / name)
     facts = {
         "model_dir": str(model_dir),
         "hardware": hardware,

@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from tlm_core.errors import UserError, reason
 from tlm_core.ir.target import ResolvedTarget
 from tlm_core.ir.tasks import Task, extract_tasks, without_held_out
 from tlm_core.measure.harness import (
@@ -118,6 +119,55 @@ def collect_random(target: ResolvedTarget, store: str | Path, per_task: int, see
     return counts
 
 
+#: The fields of a measured program's record that `frame` reads.
+MEASURED_FIELDS = frozenset({"workload", "task_name", "task_hash", "method", "sketch", "decisions", "status", "error",
+                             "latency_s", "max_rel_err", "key", "target", "measured_at"})
+#: The columns of a records table (`frame`, an exported parquet) that SFT, exports and cards read.
+RECORD_COLUMNS = ("workload", "task_hash", "method", "prompt", "decisions", "status", "latency_s", "target",
+                  "validation")
+
+
+def read_parquet(path: str | Path, what: str, hint: str, columns=None, required=(), folder: bool = False):
+    """A parquet file as a DataFrame (only `columns`, if given), else a UserError naming the file and what
+    is wrong with it (missing, a folder, empty, truncated, not parquet, or without a `required` column),
+    then `hint` (what to do). folder: a folder of parquet files (shards of one table) will do too."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise UserError(f"{path}: a folder, not {what} ({hint})")
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise UserError(f"{path}: a folder without parquet files, not {what} ({hint})")
+    elif not path.is_file():
+        raise UserError(f"{path}: no such file ({hint})")
+    else:
+        files = [path]
+    for file in files:
+        if file.stat().st_size == 0:
+            raise UserError(f"{file}: empty, not {what} ({hint})")
+        try:
+            names = pq.read_schema(file).names
+        except (pa.ArrowException, OSError) as err:
+            raise UserError(f"{file}: truncated or not a parquet file ({arrow_reason(err)}) ({hint})") from None
+        missing = [c for c in (*required, *(columns or ())) if c not in names]
+        if missing:
+            raise UserError(f"{file}: no column {', '.join(dict.fromkeys(missing))}: not {what} ({hint})")
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (pa.ArrowException, OSError) as err:  # a footer that reads, data pages that do not
+        raise UserError(f"{path}: corrupt parquet data ({arrow_reason(err)}) ({hint})") from None
+
+
+def arrow_reason(err: Exception) -> str:
+    """pyarrow's reason, without the file name it repeats and the advice after its first sentence."""
+    text = reason(err).split("': ", 1)[-1] if "input source '" in str(err) else reason(err)
+    return text.split(". ")[0].rstrip(".")
+
+
 def frame(store_dir: str | Path):
     """The measured records as a table: one row per candidate, failures included."""
     import pandas as pd
@@ -126,7 +176,7 @@ def frame(store_dir: str | Path):
 
     rows = []
     for r in RecordStore(store_dir):
-        if "decisions" not in r:
+        if not MEASURED_FIELDS <= r.keys():  # not a measured program (e.g. `tlm generate`'s candidates)
             continue
         rows.append({"workload": r["workload"], "task_name": r["task_name"], "task_hash": r["task_hash"],
                      "method": r["method"], "round": r.get("round", 0), "sketch": r["sketch"],
@@ -258,15 +308,12 @@ def best_programs(df, per_task: int = 1, current_only: bool = True):
 
 def load_records(source: str | Path):
     """Measured records from a record-store folder or an exported parquet file."""
-    import pandas as pd
-
-    from tlm_core.errors import UserError
-
     source = Path(source)
     if source.is_dir():
         return frame(source)
     if source.suffix == ".parquet" and source.exists():
-        return pd.read_parquet(source)
+        return read_parquet(source, "a table of measured records", "give the parquet `tlm train collect --export` "
+                            "or `tlm dataset export` wrote, or a record-store folder", required=RECORD_COLUMNS)
     raise UserError(f"{source}: not a record-store folder or a .parquet file of measured records")
 
 
@@ -280,14 +327,13 @@ def restore(store_dir: str | Path, source: Path = EXPORT) -> int:
     Restored records keep their key and measurement but not their trace (it is rebuilt from task,
     sketch and decisions when needed).
     """
-    import pandas as pd
-
     from tlm_core.measure.store import RecordStore
 
     store = RecordStore(store_dir)
     if len(store) or not source.exists():
         return 0
-    df = pd.read_parquet(source)
+    df = read_parquet(source, "a table of measured records", f"restore it with `git checkout -- {source}`",
+                      required=RECORD_COLUMNS)
     for row in df.to_dict("records"):
         row["target"] = json.loads(row["target"])
         row.pop("validation", None)

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tlm_core.errors import UserError, read_json
 from tlm_core.ir.target import ResolvedTarget, describe
 from tlm_core.train import demonstrations
 from tlm_core.ui import log, progress
@@ -52,7 +53,23 @@ def _wait(pred, what: str, poll_s: float = 10.0) -> None:
 def read_convergence(path: str | Path) -> list[dict]:
     """The convergence log, one point per round (the last written): a stop between the log line and
     the round's marker makes the resumed run write that round's point again."""
-    lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    lines, bad = [], 0
+    for x in Path(path).read_text(errors="replace").splitlines():
+        if not x.strip():
+            continue
+        try:
+            point = json.loads(x)
+        except json.JSONDecodeError:
+            point = None
+        if isinstance(point, dict) and isinstance(point.get("round"), int):
+            lines.append(point)
+        else:
+            bad += 1  # a line torn by a stop mid-write (append-only, like the record store)
+    if bad and not lines:
+        raise UserError(f"{path}: none of its {bad} lines is a round's point (not a convergence log "
+                        "`tlm train iterate` wrote): restore it, or run the rounds again with a new --out")
+    if bad:
+        log(f"warning: {path}: skipped {bad} unreadable line(s)")
     last = {r["round"]: r for r in lines}
     return [last[k] for k in sorted(last)]
 
@@ -170,10 +187,9 @@ def _check_machine(out: Path, target: ResolvedTarget) -> None:
     if not path.exists():
         path.write_text(json.dumps(hw, indent=2, sort_keys=True) + "\n")
         return
-    ran = json.loads(path.read_text())
+    ran = read_json(path, "the hardware of the run, written by its first round: restore it, or start the run "
+                          "again with another --out")
     if ran != hw:
-        from tlm_core.errors import UserError
-
         raise UserError(f"{out} was measured on {describe(ran)}, this machine is {describe(hw)}: its rounds "
                         "cannot go on here; start a run for this machine with another --out (and its own round 0: "
                         "`tlm train collect`)")
@@ -187,9 +203,9 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "iterate_config.json"
     # Only --rounds may change on resume: more rounds extend the same run; anything else would mix two runs.
-    if saved.exists() and {**json.loads(saved.read_text()), "rounds": cfg.rounds} != asdict(cfg):
-        from tlm_core.errors import UserError
-
+    ran = read_json(saved, "the run's settings, written by its first call: restore it, or start the run again "
+                           "with another --out") if saved.exists() else None
+    if ran is not None and {**ran, "rounds": cfg.rounds} != asdict(cfg):
         raise UserError(f"{out} holds an iterative run with other settings (only --rounds may change): "
                         "use another --out")
     _check_machine(out, target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tlm_core.errors import UserError
+from tlm_core.errors import UserError, reason
 from tlm_core.train.data import chunk_loss, make_chunks
 from tlm_core.ui import log, progress
 
@@ -85,6 +86,10 @@ def evaluate(model, chunks) -> float:
     return total / max(n, 1)
 
 
+#: What a saved training state (resume/state.pt) holds.
+RESUME_KEYS = frozenset({"config", "model", "optimizer", "scheduler", "step", "elapsed", "seen"})
+
+
 def train(df, cfg: TrainConfig, out: str | Path, n_positions: int | None = None) -> dict:
     """Train on a table with `prompt` and `decisions` columns; returns the summary."""
     from tlm_core.model import checkpoint as M
@@ -127,7 +132,13 @@ def train(df, cfg: TrainConfig, out: str | Path, n_positions: int | None = None)
     state_path = out / "resume" / "state.pt"
     start_step, elapsed, seen = 0, 0.0, {"sentences": 0, "tokens": 0}
     if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        fix = f"delete {out}/resume to start the run over, or use another --out"
+        try:
+            state = torch.load(state_path, weights_only=False)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as err:  # torch: RuntimeError of a bad zip
+            raise UserError(f"{state_path}: truncated or not a training state ({reason(err, 80)}) ({fix})") from None
+        if not isinstance(state, dict) or not RESUME_KEYS <= state.keys():
+            raise UserError(f"{state_path}: not a training state `tlm train` saved ({fix})")
         if state["config"] != asdict(cfg):
             raise UserError(f"{out} holds a run with other settings: use another --out or delete {out}/resume")
         model.load_state_dict(state["model"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tlm_core.errors import UserError
+from tlm_core.errors import UserError, reason
 
 #: (shape, dtype); integer inputs are token ids, drawn from [0, 1000) (every vocabulary here is larger).
 InputSpec = tuple[tuple[int, ...], str]
@@ -76,17 +76,18 @@ class UserModule:
         try:
             spec.loader.exec_module(module)
         except Exception as err:
-            raise UserError(f"--module {self.path}: import failed: {type(err).__name__}: {err}") from None
+            raise UserError(f"--module {self.path}: import failed: {reason(err)}") from None
         fn = getattr(module, self.fn, None)
         if not callable(fn):
             raise UserError(f"--module {self.path}: no function {self.fn!r} in the file")
         try:
             result = fn()
         except Exception as err:
-            raise UserError(f"--module {self.name}: {self.fn}() raised {type(err).__name__}: {err}") from None
+            raise UserError(f"--module {self.path}:{self.fn}: {self.fn}() raised {reason(err)}") from None
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.nn.Module)
                 and isinstance(result[1], tuple)):
-            raise UserError(f"--module {self.name}: {self.fn}() must return (torch.nn.Module, tuple_of_inputs)")
+            raise UserError(f"--module {self.path}:{self.fn}: {self.fn}() must return (torch.nn.Module, "
+                            "tuple_of_inputs)")
         return result[0].eval(), result[1]
 
     def content_key(self) -> dict:
@@ -154,6 +155,8 @@ def parse_module(spec: str) -> UserModule:
     if not sep or not path or not fn:
         raise UserError(f"bad --module {spec!r}: use FILE.py:FN, FN returning (module, example_inputs)")
     p = Path(path).expanduser().resolve()
+    if p.is_dir():
+        raise UserError(f"--module {path}: a folder, not a Python file (give FILE.py:FN)")
     if not p.is_file():
         raise UserError(f"--module: no file {path!r}")
     return UserModule(p, fn)
