@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tlm_core.cli import dataset as cli_dataset
 from tlm_core.errors import UserError
 from tlm_core.hub import dataset as hub
 from tlm_core.paths import REPO_ROOT
@@ -130,7 +131,7 @@ def test_export_refuses_a_foreign_folder(tmp_path, pretrain):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlm")
-    hub.register_cli(parser.add_subparsers(dest="command", required=True))
+    cli_dataset.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tlm_core.cli import e2e as cli_e2e
 from tlm_core.errors import UserError
 from tlm_core.eval import e2e
 from tlm_core.ir.tasks import extract_tasks
@@ -20,7 +21,7 @@ SMALL = ("fused_reshape1_add", "matmul1")  # an element-wise task and a batch ma
 
 def run_cli(argv, capsys) -> dict:
     parser = argparse.ArgumentParser()
-    e2e.register_cli(parser.add_subparsers(dest="command", required=True))
+    cli_e2e.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     args.func(args)
     return json.loads(capsys.readouterr().out)
