@@ -260,12 +260,13 @@ def test_zero_invalid_on_every_task_of(name, tiny, host):
 
 def test_programs_come_in_turn_over_sketches():
     """A prefix of the programs spreads over the sketches as a smaller k would (TLM@k is a prefix)."""
-    from tlm_core.model.generate import _round_robin, _spread
+    from tlm_core.language.sampling import spread
+    from tlm_core.model.generate import _round_robin
 
     sketches = [0] * 5 + [1] * 4 + [2] * 2
     order = _round_robin(sketches)
     assert sorted(order) == list(range(len(sketches)))
     assert [sketches[i] for i in order] == [0, 1, 2, 0, 1, 2, 0, 1, 0, 1, 0]
-    for j in range(1, 7):  # while every sketch still has programs, a prefix matches _spread
-        assert [[sketches[i] for i in order[:j]].count(s) for s in range(3)] == _spread(j, 3)
+    for j in range(1, 7):  # while every sketch still has programs, a prefix matches spread
+        assert [[sketches[i] for i in order[:j]].count(s) for s in range(3)] == spread(j, 3)
     assert [order.index(i) < order.index(i + 1) for i in range(4)] == [True] * 4  # order kept in a sketch

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from benchmarks import reproduce
-from benchmarks.tables import MAX_GFLOPS, TABLES, kind, select
+from benchmarks.reproduce import searchlog
+from benchmarks.tables import FIGURES, MAX_GFLOPS, TABLES, kind, select
+from tlm_core.paths import data_dir
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def test_selection_interleaves_kinds_caps_flops_and_dedups():
 
 
 def test_shipped_selection_follows_the_rule():
-    doc = json.loads((reproduce.data_dir() / reproduce.SUBGRAPHS).read_text())
+    doc = json.loads((data_dir() / reproduce.SUBGRAPHS).read_text())
     subs = doc["subgraphs"]
     assert len(subs) == max(t.subgraphs for t in TABLES.values())
     assert len({s["hash"] for s in subs}) == len(subs)
@@ -49,20 +51,20 @@ def test_speedup_counts_failures_and_weights():
     a, b, c = FakeTask("a", "a", weight=2), FakeTask("b", "b"), FakeTask("c", "c")
     method = {"a": 1.0, "b": 2.0}  # no program for c
     baseline = {"a": 2.0, "b": 2.0, "c": 5.0}
-    out = reproduce._speedup([a, b, c], method, baseline)
+    out = reproduce.speedup([a, b, c], method, baseline)
     assert out["overall_speedup"] == pytest.approx((2 * 2 + 2) / (2 * 1 + 2))
     assert out["failures_method"] == 1 and out["failures_baseline"] == 0
     assert out["failed_subgraphs"] == "method:c"
     # Each subgraph once: speedups 2 (a) and 1 (b); a holds 4 of the baseline's 6 weighted seconds.
     assert out["geomean_speedup"] == pytest.approx(2**0.5, rel=1e-3) and out["wins"] == 1
     assert out["top3_share"] == pytest.approx(1.0)
-    assert reproduce._weighted([a, b, c], method) is None  # a failure is never summed away
+    assert reproduce.weighted([a, b, c], method) is None  # a failure is never summed away
 
 
 def test_top_takes_fastest_distinct_in_prefix():
     trials = [("t1", 3.0), ("t2", 1.0), ("t1", 0.5), ("t3", 0.1)]
-    assert reproduce._top(trials, 3, 2) == [("t1", 0.5), ("t2", 1.0)]
-    assert reproduce._top(trials, 1, 3) == [("t1", 3.0)]
+    assert reproduce.top(trials, 3, 2) == [("t1", 0.5), ("t2", 1.0)]
+    assert reproduce.top(trials, 1, 3) == [("t1", 3.0)]
 
 
 def test_unknown_artefact_is_a_clear_error(capsys):
@@ -76,7 +78,7 @@ def test_smoke_table2(tmp_path):
     out = tmp_path / "table2" / "smoke"
     # The same model again as the challenger: the same programs, so the same cells (below).
     res, res_c = reproduce.run_tables([TABLES["table2"]], "smoke", {"table2": out}, _host(),
-                                      challenger=reproduce._checkpoint(_host()))
+                                      challenger=reproduce.checkpoint(_host()))
     scale = TABLES["table2"].scales["smoke"]
     cells = pd.read_csv(out / "table.csv")
     assert len(cells) == (len(scale.tlm_times) + 1) * (len(scale.trials) + 1)
@@ -152,7 +154,7 @@ def test_figures_from_results_only(tmp_path):
 
 def test_figure13_smoke_rows(tmp_path):
     """End to end at smoke scale: TLM compiled and benched, PyTorch rows, TensorRT says why it is not there."""
-    res = reproduce.run_e2e(reproduce.FIGURES["figure13"], "smoke", tmp_path, _host())
+    res = reproduce.run_e2e(FIGURES["figure13"], "smoke", tmp_path, _host())
     rows = {r["method"]: r for r in res["rows"]}
     assert rows["tlm"]["status"] == "ok" and rows["tlm"]["max_abs_err"] <= 1e-3
     assert rows["tlm"]["latency_ms"] > 0 and rows["tlm"]["untuned_subgraphs"] == 0
@@ -178,7 +180,6 @@ def test_e2e_resume_keeps_finished_rows_and_runs_the_rest(tmp_path):
 
 def test_methods_spec_covers_the_registry():
     """The `methods` comparison runs every registered method (a new method cannot be left out silently)."""
-    from benchmarks.tables import FIGURES
     from tlm_core.methods import methods
 
     assert {m for m, _ in FIGURES["methods"].methods} == {m.name for m in methods()}
@@ -231,7 +232,7 @@ def test_a_model_trained_on_another_cpu_says_so(host, tmp_path):
     assert elsewhere.startswith("trained on programs measured on elsewhere") and host.hardware.mcpu in elsewhere
     assert trained_elsewhere(run / "model-3", host.hardware) is None
     assert trained_elsewhere(tmp_path, host.hardware) is None
-    spec, cells, prov = reproduce._run_cells(Path(__file__).parents[1] / "results" / "table2" / "default")
+    spec, cells, prov = reproduce.run_cells(Path(__file__).parents[1] / "results" / "table2" / "default")
     assert "The model was" not in reproduce.markdown(spec, cells, {**prov, "model_machine": "this machine"})
     assert f"The model was {elsewhere}." in reproduce.markdown(spec, cells, {**prov, "model_machine": elsewhere})
 
@@ -293,8 +294,9 @@ def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monke
             os.kill(os.getppid(), signal.SIGTERM)
             time.sleep(60)  # killed by the parent's handler
 
-    monkeypatch.setattr(reproduce, "log_dir", lambda _spec: folder)
-    monkeypatch.setattr(reproduce, "_search_child", fake_child)
+    # Patched where `search` looks them up (a name re-exported by the package is a copy of the binding).
+    monkeypatch.setattr(searchlog, "log_dir", lambda _spec: folder)
+    monkeypatch.setattr(searchlog, "search_child", fake_child)
     with pytest.raises(KeyboardInterrupt):
         reproduce.search(spec, 4, host)
     info = reproduce.log_info(spec)
@@ -323,24 +325,24 @@ def test_the_shipped_log_is_gzip_and_the_working_copy_never_loses_a_trial(tmp_pa
     work, shipped = tmp_path / reproduce.RECORDS, tmp_path / reproduce.SHIPPED
     lines = [f"[{i % 3}, {{\"trial\": {i}}}]\n" for i in range(5)]
     work.write_text("".join(lines[:3]))
-    reproduce._working_log(tmp_path)  # the first search of a log kept plain: it is shipped
+    reproduce.working_log(tmp_path)  # the first search of a log kept plain: it is shipped
     assert reproduce.log_records(tmp_path) == [line.strip() for line in lines[:3]]
     first = shipped.read_bytes()
-    reproduce._ship_log(tmp_path)
+    reproduce.ship_log(tmp_path)
     assert shipped.read_bytes() == first  # deterministic: a commit changes only with the trials
     work.unlink()
-    reproduce._working_log(tmp_path)  # a fresh clone
+    reproduce.working_log(tmp_path)  # a fresh clone
     assert work.read_text() == "".join(lines[:3])
     with work.open("a") as f:
         f.writelines(lines[3:])
-    reproduce._working_log(tmp_path)  # killed before its segment: its trials are kept and shipped
+    reproduce.working_log(tmp_path)  # killed before its segment: its trials are kept and shipped
     assert len(reproduce.log_records(tmp_path)) == 5 and work.read_text() == "".join(lines)
     work.write_text("".join(lines[:2]))
-    reproduce._working_log(tmp_path)  # behind the shipped log (it went on elsewhere): replaced
+    reproduce.working_log(tmp_path)  # behind the shipped log (it went on elsewhere): replaced
     assert work.read_text() == "".join(lines)
     work.write_text("".join(lines[:4]) + "[0, {}]\n")
     with pytest.raises(UserError, match="not a continuation"):
-        reproduce._working_log(tmp_path)
+        reproduce.working_log(tmp_path)
     with gzip.open(shipped, "rt") as f:
         assert f.read() == "".join(lines)  # neither side was touched
     assert reproduce.log_records(tmp_path / "none") == []
@@ -371,6 +373,8 @@ def _free_port() -> int:
 def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
     """`search --rpc HOST:PORT:KEY`: TVM's own tracker and server (here both on this machine) run the
     trials; the log holds real timings and its segment names the runner. A wrong tracker is one line."""
+    import os
+    import signal
     import subprocess
     import sys
     import time
@@ -384,11 +388,13 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
     with pytest.raises(UserError, match="no RPC tracker answers"):
         Tracker("127.0.0.1", port, "tlm").servers()
     assert reproduce.main(["search", "table2", "--rpc", "nowhere"]) == 2
+    # Each in a session of its own: TVM's tracker and server run in a worker process that outlives a
+    # terminated parent, so the whole group is stopped at the end.
     procs = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
-                               str(port), "--port-end", str(port + 1), "--silent"])]
+                               str(port), "--port-end", str(port + 1), "--silent"], start_new_session=True)]
     try:
         tracker, server = Tracker("127.0.0.1", port, "tlm-test"), _free_port()
-        for _ in range(60):  # the tracker binds, then the server registers
+        for _ in range(360):  # the tracker binds, then the server registers: ~50 s on 2 busy cores
             time.sleep(0.5)
             try:
                 tracker.servers()
@@ -398,7 +404,7 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
                     procs.append(subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--tracker",
                                                    f"127.0.0.1:{port}", "--key", "tlm-test", "--host", "127.0.0.1",
                                                    "--port", str(server), "--port-end", str(server + 1),
-                                                   "--silent"]))
+                                                   "--silent"], start_new_session=True))
         assert tracker.servers() == 1
         # In a fresh process, as the CLI runs it: `search` forks its MetaSchedule child, and a fork of a
         # process whose OpenMP pool is running (this one's, after the tests before) crashes in libgomp.
@@ -406,12 +412,13 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
             "import json\n"
             "from pathlib import Path\n"
             "from benchmarks import reproduce\n"
+            "from benchmarks.reproduce import searchlog\n"
             "from benchmarks.tables import TABLES\n"
             "from tlm_core.methods.metaschedule import Tracker\n"
             "from tlm_core.ir.target import resolve_target\n"
             "small = reproduce.subgraphs(TABLES['table2'])[10]  # bert_tiny's fused_matmul3_add4: 17 MFLOP\n"
-            "reproduce.subgraphs = lambda spec, n=None: [small]\n"
-            f"reproduce.log_dir = lambda spec: Path({str(tmp_path / 'log')!r})\n"
+            "searchlog.subgraphs = lambda spec, n=None: [small]  # where `search` looks them up\n"
+            f"searchlog.log_dir = lambda spec: Path({str(tmp_path / 'log')!r})\n"
             f"info = reproduce.search(TABLES['table2'], 4, resolve_target('host'), rpc=Tracker('127.0.0.1', {port}, "
             "'tlm-test'))\n"
             "print(json.dumps(info))\n")
@@ -421,7 +428,7 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
         info = json.loads(done.stdout)
     finally:
         for p in procs:
-            p.terminate()
+            os.killpg(p.pid, signal.SIGTERM)
     assert info["trials"] == 4 and info["segments"][0]["runner"].startswith(f"rpc tracker 127.0.0.1:{port}")
     runs = [json.loads(line)[1][1] for line in (tmp_path / "log" / "database_tuning_record.json").open()]
     assert len(runs) == 4 and all(0 < r[0] < 1 for r in runs)  # real timings, not MetaSchedule's 1e10 failures
@@ -438,9 +445,74 @@ def test_a_column_the_log_has_not_reached_says_how_far_it_is_and_how_to_go_on(tm
     prov["baseline_log"] = {"method": "ansor", "trials": 64, "subgraphs": len(hashes),
                             "reached": {h: 1000 if i < 3 else 64 for i, h in enumerate(hashes)}}
     (run / "provenance.json").write_text(json.dumps(prov))
-    spec, cells, _ = reproduce._run_cells(run)
+    spec, cells, _ = reproduce.run_cells(run)
     missing = [c for c in cells if c["baseline_trials"] == 1000]
     assert missing and all(c["overall_speedup"] is None for c in missing)
     assert all(c["overall_speedup"] is not None for c in cells if c["baseline_trials"] == 64)
     assert f"has 64 trials on every subgraph, 1000 on 3 of {len(hashes)}" in missing[0]["status"]
     assert "benchmarks.reproduce search table2 --trials 1000" in missing[0]["status"]
+
+
+def _gz(text: str) -> bytes:
+    import gzip
+
+    return gzip.compress(text.encode(), mtime=0)
+
+
+_RECORDS = "".join(f'[{i % 2}, {{"trial": {i}}}]\n' for i in range(100))
+_TRUNCATED = _gz(_RECORDS)[: len(_gz(_RECORDS)) // 2]  # a copy or a commit cut short
+BROKEN_LOGS = {  # case -> (the log folder's files, the file the error names, what it says to do)
+    "truncated gz": ({"database_tuning_record.json.gz": _TRUNCATED},
+                     "database_tuning_record.json.gz", "git checkout --"),
+    "not gzip": ({"database_tuning_record.json.gz": b"[0, {}]\n"}, "database_tuning_record.json.gz",
+                 "git checkout --"),
+    "garbage search.json": ({"search.json": b"{\"trials\": 64, \"segm"}, "search.json", "git checkout --"),
+    "binary search.json": ({"search.json": b"\x1f\x8b\x08\x00\xff\xfe"}, "search.json", "git checkout --"),
+    "another file as search.json": ({"search.json": b'{"table": "table2", "cells": []}'}, "search.json",
+                                    "git checkout --"),
+    "a broken line in the working copy": ({"database_tuning_record.json": b'[0, {}]\n[1, {"tra\n'},
+                                          "database_tuning_record.json: line 2",
+                                          "move database_tuning_record.json away"),
+    "a broken line in the shipped log": ({"database_tuning_record.json.gz": _gz('[0, {}]\n\nnot json\n')},
+                                         "database_tuning_record.json.gz: line 3", "git checkout --"),
+    "a line of another file in the shipped log": ({"database_tuning_record.json.gz": _gz('{"key": "k"}\n')},
+                                                  "database_tuning_record.json.gz: line 1", "git checkout --"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_LOGS)
+def test_a_broken_search_log_is_one_line_naming_the_file_and_what_to_do(case, tmp_path, monkeypatch, capsys):
+    """A search log (shipped .gz, search.json, working copy) that is truncated, corrupted or not a search
+    log stops `search` (and a table run) before anything runs: one line, no traceback."""
+    folder = tmp_path / "log"
+    folder.mkdir()
+    shutil.copy(reproduce.log_dir(TABLES["table2"]) / "database_workload.json", folder)
+    files, names, fix = BROKEN_LOGS[case]
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    monkeypatch.setattr(searchlog, "log_dir", lambda _spec: folder)
+    monkeypatch.setattr(searchlog, "search_child", lambda *a: pytest.fail("searched a broken log"))
+    assert reproduce.main(["search", "table2", "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith(f"reproduce: error: {folder / names}"), err
+    assert fix in err, err
+
+
+def test_a_log_whose_records_are_not_tuning_records_is_a_user_error(tmp_path, monkeypatch):
+    """Records of the right shape whose content MetaSchedule cannot read: the file and line, not TVM's error."""
+    from tlm_core.errors import UserError
+
+    folder = tmp_path / "log"
+    folder.mkdir()
+    shutil.copy(reproduce.log_dir(TABLES["table2"]) / "database_workload.json", folder)
+    (folder / reproduce.SHIPPED).write_bytes(_gz('[0, {"not": "a record"}]\n'))
+    monkeypatch.setattr(searchlog, "log_dir", lambda _spec: folder)
+    with pytest.raises(UserError, match=r"database_tuning_record.json.gz: line 1 is not a MetaSchedule tuning record"):
+        reproduce.trials_in_order(TABLES["table2"])
+    (folder / "database_workload.json").write_text("[1, 2]\n")
+    with pytest.raises(UserError, match=r"database_workload.json: line 1 is not a MetaSchedule workload"):
+        reproduce.trials_in_order(TABLES["table2"])
+    (folder / "database_workload.json").unlink()
+    with pytest.raises(UserError, match=r"database_workload.json: no such file"):
+        reproduce.log_counts(folder)

@@ -294,9 +294,12 @@ def subgraph_sum(source, target: ResolvedTarget, db_dir) -> dict:
 
 def weighted_sum(tasks, best: dict) -> dict:
     """`subgraph_sum` of tasks and their best records (task hash -> record)."""
+    from tlm_core.eval import metrics
+
     missing = [t.name for t in tasks if t.hash not in best]
-    total = sum(t.weight * float(best[t.hash]["latency_s"]) for t in tasks if t.hash in best)
-    return {"weighted_subgraph_sum_ms": None if missing else round(total * 1e3, 4), "tasks": len(tasks),
+    total = metrics.weighted_sum((t.weight, float(best[t.hash]["latency_s"]) if t.hash in best else None)
+                                 for t in tasks)
+    return {"weighted_subgraph_sum_ms": None if total is None else round(total * 1e3, 4), "tasks": len(tasks),
             "tuned_subgraphs": len(tasks) - len(missing), "untuned_subgraphs": missing}
 
 

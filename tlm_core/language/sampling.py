@@ -28,7 +28,8 @@ class Job:
     seed: tuple[int, ...]
 
 
-def _spread(total: int, parts: int) -> list[int]:
+def spread(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` counts as even as can be, the first ones larger by one."""
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
@@ -44,7 +45,7 @@ def plan(entries: list[tuple[str, Task]], n: int, target: ResolvedTarget, seed: 
     """
     chunk = max(256, -(-n // (8 * max(1, workers))))
     jobs = []
-    for i, ((workload, task), count) in enumerate(zip(entries, _spread(n, len(entries)))):
+    for i, ((workload, task), count) in enumerate(zip(entries, spread(n, len(entries)))):
         for c, start in enumerate(range(0, count, chunk)):
             jobs.append(Job(workload, task, min(chunk, count - start), start, target, (seed, i, c)))
     return jobs

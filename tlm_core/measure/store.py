@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from tlm_core.errors import UserError
@@ -105,3 +105,25 @@ class RecordStore:
             os.close(fd)  # closing releases the lock
         self._records[record["key"]] = record
 
+
+#: A record's status when its program built, checked out and ran (`tlm_core.measure.harness.OK`).
+OK = "ok"
+
+
+def best_ok_per_task(items: Iterable, record: Callable | None = None, task: Callable | None = None) -> dict:
+    """Task hash -> the item whose record is ok and fastest (the first of equally fast ones); a task
+    without an ok record is absent.
+
+    Items are records (`task_hash`, `status`, `latency_s`) unless `record` (item -> its record, or None
+    when it was not measured) and `task` (item -> its task hash) say otherwise, e.g. for candidates.
+    """
+    best: dict = {}
+    fastest: dict[str, float] = {}
+    for item in items:
+        rec = item if record is None else record(item)
+        if not rec or rec.get("status") != OK or rec.get("latency_s") is None:
+            continue
+        h = rec["task_hash"] if task is None else task(item)
+        if h not in best or rec["latency_s"] < fastest[h]:
+            best[h], fastest[h] = item, rec["latency_s"]
+    return best

@@ -131,20 +131,11 @@ def summarize(method: str, workload: str, tasks, candidates: list[Candidate], re
 def best_records(store_dir, tasks) -> dict[str, dict]:
     """Task hash -> the fastest ok record of each of `tasks` in a record store, measured on current inputs."""
     from tlm_core.measure.harness import current
-    from tlm_core.measure.store import RecordStore
+    from tlm_core.measure.store import RecordStore, best_ok_per_task
 
     by_hash = {t.hash: t for t in tasks}
-    best: dict[str, dict] = {}
-    for rec in RecordStore(store_dir):
-        if rec.get("status") != OK or rec.get("latency_s") is None:
-            continue
-        task = by_hash.get(rec["task_hash"])
-        if task is None or not current(rec, task):
-            continue
-        old = best.get(rec["task_hash"])
-        if old is None or rec["latency_s"] < old["latency_s"]:
-            best[rec["task_hash"]] = rec
-    return best
+    return best_ok_per_task(rec for rec in RecordStore(store_dir)
+                            if (task := by_hash.get(rec.get("task_hash"))) is not None and current(rec, task))
 
 
 def extra_json(**fields) -> str:

@@ -54,6 +54,7 @@ from tlm_core.language.program import (
     _static_tiles,
     replay,
 )
+from tlm_core.language.sampling import spread
 from tlm_core.language.sentence import header_tokens, prompt, value_tokens
 from tlm_core.language.vocab import PAD, tokens
 
@@ -568,14 +569,10 @@ def _decode(model, prompts, rows, greedy, temperature, top_k, top_p, gen, space,
     return decoder
 
 
-def _spread(total: int, parts: int) -> list[int]:
-    return [total // parts + (i < total % parts) for i in range(parts)]
-
-
 def _round_robin(sketches: list[int]) -> list[int]:
     """Indices in turn over the sketches (first of each sketch, then second of each...), order kept
     within a sketch. Rows come out grouped by sketch; in turn, the first j programs spread over the
-    sketches as a run for j would (`_spread`), so measuring a prefix is measuring a smaller k.
+    sketches as a run for j would (`spread`), so measuring a prefix is measuring a smaller k.
     """
     groups: dict[int, list[int]] = {}
     for i, s in enumerate(sketches):
@@ -616,7 +613,7 @@ def generate(model, task, space, hardware, k: int, *, temperature: float = 1.0, 
     start = time.perf_counter()
     greedy = k == 1 or temperature == 0
     n_sketches = len(space.sketches)
-    per_sketch = [1] * n_sketches if greedy or k < n_sketches else _spread(k, n_sketches)
+    per_sketch = [1] * n_sketches if greedy or k < n_sketches else spread(k, n_sketches)
     gen = torch.Generator().manual_seed(int(seed))
     prompts = {s: _token_ids(prompt(task, hardware, space, s)) for s in range(n_sketches) if per_sketch[s]}
     statics = {s: _static_requests(space, s, hardware) for s in prompts if _is_static(space, s)}
