@@ -24,13 +24,12 @@ from tlm_core.ir.target import ResolvedTarget
 from tlm_core.ir.tasks import Task
 from tlm_core.ir.workloads import canonical
 from tlm_core.measure import worker
-from tlm_core.measure.store import RecordStore
+from tlm_core.measure.store import OK, RecordStore
 from tlm_core.paths import cache_dir
 from tlm_core.tvm_env import versions
 from tlm_core.ui import progress
 
-#: Record statuses. Only "ok" records have a latency.
-OK = "ok"
+#: Record statuses besides OK (store.OK: the only status with a latency).
 FAILURES = ("build_error", "build_timeout", "build_crash", "run_error", "run_timeout", "run_crash",
             "wrong_result", "reference_error")
 
