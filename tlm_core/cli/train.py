@@ -1,4 +1,5 @@
-"""`tlm train collect|pretrain|sft|iterate|ship`: demonstration data, pretraining, SFT, the iterative loop."""
+"""`tlm train collect|pretrain|sft|iterate|ship|ranker`: demonstration data, pretraining, SFT, the iterative loop,
+the ranker of `tlm-ranked`."""
 
 from __future__ import annotations
 
@@ -102,6 +103,34 @@ def cmd_train_ship(args) -> None:
     report(out, args)
 
 
+def cmd_train_ranker(args) -> None:
+    from pathlib import Path
+
+    from tlm_core.rank.ranker import BLOCKS, RankerConfig
+    from tlm_core.rank.training import compare, train_ranker
+
+    blocks = tuple(b for b in args.features.split(",") if b)
+    if not blocks or set(blocks) - set(BLOCKS):
+        raise UserError(f"--features: a comma list of {', '.join(BLOCKS)}")
+    if args.rounds < 1:
+        raise UserError("--rounds must be at least 1")
+    cfg = RankerConfig(objective=args.objective, label=args.label, blocks=blocks, rounds=args.rounds, seed=args.seed)
+    seconds = args.max_seconds or None
+    out = Path(args.out)
+    if args.compare:
+        out.mkdir(parents=True, exist_ok=True)
+        sel = compare(args.records, cfg, seconds, out / "selection.json")
+        best = {name: c["generated_records"]["k"].get("1", {}).get("ranker_regret") for name, c in sel["configs"].items()}
+        report({"selection": str(out / "selection.json"), "complete": sel["complete"], "dev_regret_at_1": best}, args)
+        return
+    selection = json.loads((out / "selection.json").read_text()) if (out / "selection.json").exists() else None
+    doc = train_ranker(args.records, out, cfg, seconds, selection)
+    held = doc["heldout"]["generated_records"]["k"]
+    report({"out": str(out), "fit_seconds": doc["fit_seconds"], "records": doc["train"]["records"],
+            "heldout_regret_at_1": held.get("1", {}).get("ranker_regret"),
+            "random_regret_at_1": held.get("1", {}).get("random_regret"), "sha256": doc["ranker"]["sha256"]}, args)
+
+
 def register(sub) -> None:
     """`tlm train ...`."""
     train = sub.add_parser("train", help="train the TLM: demonstration data, pretraining, SFT, the iterative loop")
@@ -159,3 +188,20 @@ def register(sub) -> None:
     add_target(p)
     add_json(p)
     p.set_defaults(func=cmd_train_ship)
+    p = tsub.add_parser("ranker", help="train the ranker of tlm-ranked (XGBoost, ranking objective) on the measured "
+                        "records; held out: the validation subgraphs")
+    p.add_argument("--records", default="data/demonstrations/records.parquet",
+                   help="record-store folder or exported parquet of measured programs")
+    p.add_argument("--out", default="data/ranker", help="output folder (the shipped ranker: data/ranker)")
+    p.add_argument("--objective", default="rank:ndcg", choices=("rank:ndcg", "rank:pairwise", "reg:squarederror"))
+    p.add_argument("--label", default="graded", choices=("graded", "log_speedup", "speed"),
+                   help="graded (for rank:ndcg), log_speedup (pairwise) or speed (best / latency, for regression)")
+    p.add_argument("--features", default="task,hardware,decisions,stores", help="feature blocks, comma separated")
+    p.add_argument("--rounds", type=int, default=400, help="boosting rounds")
+    p.add_argument("--compare", action="store_true",
+                   help="instead: compare configurations on a dev split of the training subgraphs (selection.json)")
+    p.add_argument("--max-seconds", type=float, default=0,
+                   help="stop computing per-store features (or --compare's fits) after this long; a rerun resumes")
+    p.add_argument("--seed", type=int, default=0)
+    add_json(p)
+    p.set_defaults(func=cmd_train_ranker)

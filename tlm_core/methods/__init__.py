@@ -150,11 +150,12 @@ def _registry() -> dict[str, Method]:
         roller,
         tensorrt,
         tlm,
+        tlm_ranked,
         untuned,
     )
 
-    ms = [untuned.METHOD, random_search.METHOD, tlm.METHOD, metaschedule.METHOD, metaschedule.ANSOR_METHOD,
-          roller.METHOD, pytorch.METHOD, tensorrt.METHOD]
+    ms = [untuned.METHOD, random_search.METHOD, tlm.METHOD, tlm_ranked.METHOD, metaschedule.METHOD,
+          metaschedule.ANSOR_METHOD, roller.METHOD, pytorch.METHOD, tensorrt.METHOD]
     return {m.name: m for m in ms}
 
 
