@@ -136,6 +136,6 @@ FIGURES: dict[str, EndToEndSpec] = {
         "methods", "Every method end to end at a small budget: latency and compile time",
         {"smoke": ("bert_tiny",), "default": ("bert_tiny", "resnet50"), "full": ("bert_tiny", "resnet50")},
         tuple((m, {"smoke": 1, "default": 2, "full": 2})
-              for m in ("untuned", "random", "roller", "metaschedule", "ansor", "tlm"))
+              for m in ("untuned", "random", "roller", "metaschedule", "ansor", "tlm", "tlm-ranked"))
         + (("pytorch", {}), ("tensorrt", {}))),
 }

@@ -9,6 +9,7 @@ import pytest
 import torch
 import tvm_ffi
 
+from tlm_core.cli import generate as cli_generate
 from tlm_core.errors import UserError
 from tlm_core.ir.space import design_space
 from tlm_core.ir.tasks import extract_tasks
@@ -30,7 +31,6 @@ from tlm_core.model.generate import (
     _build_trie,
     generate,
     location_domain,
-    register_cli,
 )
 from tlm_core.train.demonstrations import candidate
 
@@ -215,7 +215,7 @@ def test_sentences_longer_than_the_model_are_counted_not_hidden(bert, host):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="tlm")
-    register_cli(parser.add_subparsers(dest="command", required=True))
+    cli_generate.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
