@@ -142,21 +142,25 @@ def extra_json(**fields) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
-def _registry() -> dict[str, Method]:
-    from tlm_core.methods import (
-        metaschedule,
-        pytorch,
-        random_search,
-        roller,
-        tensorrt,
-        tlm,
-        tlm_ranked,
-        untuned,
-    )
+#: The method modules, in the registry's order; importing one registers its methods.
+_MODULES = ("untuned", "random_search", "tlm", "tlm_ranked", "metaschedule", "roller", "pytorch", "tensorrt")
+_REGISTRY: dict[str, Method] = {}
 
-    ms = [untuned.METHOD, random_search.METHOD, tlm.METHOD, tlm_ranked.METHOD, metaschedule.METHOD,
-          metaschedule.ANSOR_METHOD, roller.METHOD, pytorch.METHOD, tensorrt.METHOD]
-    return {m.name: m for m in ms}
+
+def register(method: Method) -> Method:
+    """Add a method to the registry (each method module wraps its Method in it); a name is taken once."""
+    if _REGISTRY.get(method.name, method) is not method:
+        raise ValueError(f"two methods are named {method.name!r}")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def _registry() -> dict[str, Method]:
+    import importlib
+
+    for name in _MODULES:
+        importlib.import_module(f"tlm_core.methods.{name}")
+    return _REGISTRY
 
 
 def methods() -> list[Method]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from tlm_core.errors import UserError
 from tlm_core.ir.tasks import structural_hash
 from tlm_core.measure.harness import Candidate, trace_to_json
-from tlm_core.methods import Method, extra_json
+from tlm_core.methods import Method, extra_json, register
 from tlm_core.ui import log, progress
 
 #: MetaSchedule database records per subgraph measured again by our harness.
@@ -242,10 +242,10 @@ def _make_tune(name: str, cfg: SearchConfig):
     return tune
 
 
-METHOD = Method("metaschedule", "TVM MetaSchedule: evolutionary search + XGBoost cost model (population 512), "
+METHOD = register(Method("metaschedule", "TVM MetaSchedule: evolutionary search + XGBoost cost model (population 512), "
                 "budget trials per subgraph; its best traces re-measured by tlm's harness",
-                True, _available, _make_tune("metaschedule", METASCHEDULE))
-ANSOR_METHOD = Method("ansor", "Ansor-style (MetaSchedule implementation): MetaSchedule with Ansor's SketchPolicy "
+                True, _available, _make_tune("metaschedule", METASCHEDULE)))
+ANSOR_METHOD = register(Method("ansor", "Ansor-style (MetaSchedule implementation): MetaSchedule with Ansor's SketchPolicy "
                       "defaults where they differ (population 2048, max vectorize 16; 4 genetic iterations, mutation 0.85, "
                       "eps-greedy 0.05, XGBoost cost model as both); Ansor itself was removed from TVM after v0.19",
-                      True, _available, _make_tune("ansor", ANSOR))
+                      True, _available, _make_tune("ansor", ANSOR)))

@@ -5,7 +5,7 @@ Its numbers come from `tlm bench --method pytorch` (see `tlm_core.eval.e2e.bench
 
 from __future__ import annotations
 
-from tlm_core.methods import Method
+from tlm_core.methods import Method, register
 
 
 def _available() -> tuple[bool, str]:
@@ -16,5 +16,5 @@ def _available() -> tuple[bool, str]:
     return True, "end to end only: no per-subgraph tuning (numbers from `tlm bench --method pytorch`)"
 
 
-METHOD = Method("pytorch", "PyTorch eager and torch.compile (inductor) end-to-end latency of the workload; "
-                "no per-subgraph tuning", False, _available)
+METHOD = register(Method("pytorch", "PyTorch eager and torch.compile (inductor) end-to-end latency of the workload; "
+                "no per-subgraph tuning", False, _available))

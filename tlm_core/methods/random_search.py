@@ -6,7 +6,7 @@ programs a postprocessor rejects are drawn again; seeded by (seed, task): the sa
 
 from __future__ import annotations
 
-from tlm_core.methods import Method
+from tlm_core.methods import Method, register
 from tlm_core.ui import progress
 
 
@@ -23,5 +23,5 @@ def _tune(tasks, target, budget, measurer, workload, seed):
     return cands, {"sampler": "uniform over each decision's valid domain (replay + random_chooser)"}
 
 
-METHOD = Method("random", "random search: budget uniformly random valid programs per subgraph "
-                "(each decision uniform over its valid domain), measured", True, _available, _tune)
+METHOD = register(Method("random", "random search: budget uniformly random valid programs per subgraph "
+                "(each decision uniform over its valid domain), measured", True, _available, _tune))

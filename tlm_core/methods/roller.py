@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from tlm_core.methods import Method
+from tlm_core.methods import Method, register
 from tlm_core.ui import progress
 
 #: Candidate programs drawn per sketch before ranking (at least 4 x budget).
@@ -167,6 +167,6 @@ def _tune(tasks, target, budget, measurer, workload, seed):
     return cands, {"pool_per_sketch": POOL, "model": "analytic register/L1/L2 data-movement cost (see module doc)"}
 
 
-METHOD = Method("roller", "Roller-style CPU heuristic: hardware-aligned tiles (SIMD lanes, vector registers, "
+METHOD = register(Method("roller", "Roller-style CPU heuristic: hardware-aligned tiles (SIMD lanes, vector registers, "
                 "L1/L2, cores) ranked by an analytic data-reuse model; the top budget programs per subgraph "
-                "measured", True, _available, _tune)
+                "measured", True, _available, _tune))

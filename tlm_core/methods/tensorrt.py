@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tlm_core.methods import Method
+from tlm_core.methods import Method, register
 
 
 def _available() -> tuple[bool, str]:
@@ -21,4 +21,4 @@ def _available() -> tuple[bool, str]:
     return False, "unavailable: the TensorRT path is not implemented in this version"
 
 
-METHOD = Method("tensorrt", "NVIDIA TensorRT (GPU only), end to end", False, _available)
+METHOD = register(Method("tensorrt", "NVIDIA TensorRT (GPU only), end to end", False, _available))

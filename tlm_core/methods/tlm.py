@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tlm_core.methods import Method
+from tlm_core.methods import Method, register
 from tlm_core.ui import log, progress
 
 
@@ -49,6 +49,6 @@ def _tune(tasks, target, budget, measurer, workload, seed):
     return cands, {"checkpoint": str(folder), "invalid": invalid, "generation_seconds": round(gen_s, 2)}
 
 
-METHOD = Method("tlm", "TLM: the tensor language model (GPT-2) generates budget valid programs per subgraph "
+METHOD = register(Method("tlm", "TLM: the tensor language model (GPT-2) generates budget valid programs per subgraph "
                 "(constrained decoding), all measured, best kept; checkpoint $TLM_CHECKPOINT or the shipped model for the target's CPU",
-                True, _available, _tune)
+                True, _available, _tune))

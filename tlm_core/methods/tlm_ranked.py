@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from tlm_core.methods import Method
+from tlm_core.methods import Method, register
 from tlm_core.methods.tlm import checkpoint
 from tlm_core.ui import log, progress
 
@@ -106,7 +106,7 @@ def _tune(tasks, target, budget, measurer, workload, seed):
     return cands, notes
 
 
-METHOD = Method("tlm-ranked", "TLM + ranker (beyond the paper): the model generates max(256, 8 x budget) valid "
+METHOD = register(Method("tlm-ranked", "TLM + ranker (beyond the paper): the model generates max(256, 8 x budget) valid "
                 "programs per subgraph, a learned XGBoost ranker (data/ranker, $TLM_RANKER) scores them, the "
                 "best-scored budget are measured (1 in 8 beyond the first drawn at random from the rest); "
-                "generation and ranking count in its compile time", True, _available, _tune)
+                "generation and ranking count in its compile time", True, _available, _tune))

@@ -7,7 +7,7 @@ baseline every tuned schedule is compared with. One candidate per subgraph: the 
 from __future__ import annotations
 
 from tlm_core.measure.harness import Candidate, trace_to_json
-from tlm_core.methods import Method, extra_json
+from tlm_core.methods import Method, extra_json, register
 
 
 def _available() -> tuple[bool, str]:
@@ -22,5 +22,5 @@ def _tune(tasks, target, budget, measurer, workload, seed):
     return cands, {"candidates_per_task": 1, "budget_ignored": budget != 1}
 
 
-METHOD = Method("untuned", "TVM default: each subgraph's PrimFunc built unscheduled (naive loops on CPU); "
-                "one candidate per subgraph whatever the budget", True, _available, _tune)
+METHOD = register(Method("untuned", "TVM default: each subgraph's PrimFunc built unscheduled (naive loops on CPU); "
+                "one candidate per subgraph whatever the budget", True, _available, _tune))
