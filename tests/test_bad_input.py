@@ -320,6 +320,14 @@ CASES = [
     ("tasks/module-folder", "tasks --module {X}", _module(None)),
     ("tune/module-wrong-return", "tune --module {X} --method random --budget 1 --out {tmp}/t",
      _module("def fn():\n    return 1\n")),
+    # the other commands that read one of these files: sample, roundtrip, train collect, train ranker
+    ("sample/target-array", "sample bert_tiny -n 2 --out {tmp}/s.parquet --target {X}", _target("[1, 2]")),
+    ("sample/module-syntax", "sample --module {X} -n 2 --out {tmp}/s.parquet", _module("def fn(:\n")),
+    ("roundtrip/target-truncated", "roundtrip bert_tiny -n 1 --target {X}", _target('{"kind": "llvm", "mcpu"')),
+    ("roundtrip/module-random", "roundtrip --module {X} -n 1", _module(RANDOM)),
+    ("collect/store-garbage", "train collect --per-task 1 --store {X}", _store(GARBAGE)),
+    ("ranker/records-truncated", "train ranker --records {X} --out {tmp}/rk", _parquet(truncated("half"))),
+    ("ranker/records-wrong-columns", "train ranker --records {X} --out {tmp}/rk", _columns),
 ]
 
 

@@ -102,6 +102,9 @@ _PROMPTS: dict = {}
 def collect_random(target: ResolvedTarget, store: str | Path, per_task: int, seed: int = 0,
                    config: MeasureConfig = DEMO_MEASURE, tasks_per_batch: int = 4) -> dict:
     """Round 0: measure `per_task` random programs of every training subgraph (resumes)."""
+    from tlm_core.measure.store import RecordStore
+
+    len(RecordStore(store))  # a store that cannot be read fails now, not after minutes of task extraction
     entries = training_entries(target)
     restored = restore(store)
     if restored:
