@@ -22,22 +22,28 @@ def checkpoint(hardware=None) -> Path:
     return Path(os.environ.get("TLM_CHECKPOINT") or shipped(hardware))
 
 
-def _available() -> tuple[bool, str]:
+def model_available() -> tuple[bool, str]:
     folder = checkpoint()
     if not (folder / "config.json").exists():
         return False, f"no trained model at {folder}"
     return True, ""
 
 
-def _tune(tasks, target, budget, measurer, workload, seed):
+def load_model(target, method: str):
+    """(folder, model) of the checkpoint for the target's CPU; says so when it was trained on another."""
     from tlm_core.model.checkpoint import load, trained_elsewhere
-    from tlm_core.model.generate import task_seed
-    from tlm_core.train.demonstrations import generated_candidates
 
     folder = checkpoint(target.hardware)
     if elsewhere := trained_elsewhere(folder, target.hardware):
-        log(f"tlm: the model {folder} was {elsewhere}")
-    model, _ = load(folder)
+        log(f"{method}: the model {folder} was {elsewhere}")
+    return folder, load(folder)[0]
+
+
+def _tune(tasks, target, budget, measurer, workload, seed):
+    from tlm_core.model.generate import task_seed
+    from tlm_core.train.demonstrations import generated_candidates
+
+    folder, model = load_model(target, "tlm")
     cands, invalid, gen_s = [], 0, 0.0
     for task in progress(tasks, "tlm: generate", unit="task"):
         made, res = generated_candidates(model, workload, task, target, budget, task_seed(seed, task.hash))
@@ -51,4 +57,4 @@ def _tune(tasks, target, budget, measurer, workload, seed):
 
 METHOD = register(Method("tlm", "TLM: the tensor language model (GPT-2) generates budget valid programs per subgraph "
                 "(constrained decoding), all measured, best kept; checkpoint $TLM_CHECKPOINT or the shipped model for the target's CPU",
-                True, _available, _tune))
+                True, model_available, _tune))

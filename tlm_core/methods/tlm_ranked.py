@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from tlm_core.methods import Method, register
-from tlm_core.methods.tlm import checkpoint
+from tlm_core.methods.tlm import load_model, model_available
 from tlm_core.ui import log, progress
 
 #: Candidates generated per subgraph: at least this many, and at least POOL_PER_BUDGET x budget.
@@ -55,9 +55,9 @@ def choose(scores, budget: int, rng) -> list[tuple[int, str]]:
 def _available() -> tuple[bool, str]:
     from tlm_core.rank.ranker import MODEL_FILE, shipped_folder
 
-    folder = checkpoint()
-    if not (folder / "config.json").exists():
-        return False, f"no trained model at {folder}"
+    ok, why = model_available()
+    if not ok:
+        return ok, why
     ranker = shipped_folder()
     if not (ranker / "config.json").exists() or not (ranker / MODEL_FILE).exists():
         return False, f"no ranker at {ranker} (train one with `tlm train ranker`)"
@@ -65,16 +65,12 @@ def _available() -> tuple[bool, str]:
 
 
 def _tune(tasks, target, budget, measurer, workload, seed):
-    from tlm_core.model.checkpoint import load, trained_elsewhere
     from tlm_core.model.generate import task_seed
     from tlm_core.rank.features import program_features
     from tlm_core.rank.ranker import load_shipped
     from tlm_core.train.demonstrations import generated_candidates
 
-    folder = checkpoint(target.hardware)
-    if elsewhere := trained_elsewhere(folder, target.hardware):
-        log(f"tlm-ranked: the model {folder} was {elsewhere}")
-    model, _ = load(folder)
+    folder, model = load_model(target, "tlm-ranked")
     ranker = load_shipped()
     pool = pool_size(budget)
     cands, invalid, generated = [], 0, 0
