@@ -295,7 +295,7 @@ def test_a_stopped_search_keeps_its_trials_and_goes_on_from_them(tmp_path, monke
             time.sleep(60)  # killed by the parent's handler
 
     # Patched where `search` looks them up (a name re-exported by the package is a copy of the binding).
-    monkeypatch.setattr(searchlog, "log_dir", lambda _spec: folder)
+    monkeypatch.setattr(searchlog, "log_dir", lambda _spec, _cpu=None: folder)
     monkeypatch.setattr(searchlog, "search_child", fake_child)
     with pytest.raises(KeyboardInterrupt):
         reproduce.search(spec, 4, host)
@@ -418,7 +418,7 @@ def test_a_search_runs_its_trials_on_the_servers_of_an_rpc_tracker(tmp_path):
             "from tlm_core.ir.target import resolve_target\n"
             "small = reproduce.subgraphs(TABLES['table2'])[10]  # bert_tiny's fused_matmul3_add4: 17 MFLOP\n"
             "searchlog.subgraphs = lambda spec, n=None: [small]  # where `search` looks them up\n"
-            f"searchlog.log_dir = lambda spec: Path({str(tmp_path / 'log')!r})\n"
+            f"searchlog.log_dir = lambda spec, cpu=None: Path({str(tmp_path / 'log')!r})\n"
             f"info = reproduce.search(TABLES['table2'], 4, resolve_target('host'), rpc=Tracker('127.0.0.1', {port}, "
             "'tlm-test'))\n"
             "print(json.dumps(info))\n")
@@ -490,7 +490,7 @@ def test_a_broken_search_log_is_one_line_naming_the_file_and_what_to_do(case, tm
     files, names, fix = BROKEN_LOGS[case]
     for name, data in files.items():
         (folder / name).write_bytes(data)
-    monkeypatch.setattr(searchlog, "log_dir", lambda _spec: folder)
+    monkeypatch.setattr(searchlog, "log_dir", lambda _spec, _cpu=None: folder)
     monkeypatch.setattr(searchlog, "search_child", lambda *a: pytest.fail("searched a broken log"))
     assert reproduce.main(["search", "table2", "--trials", "1"]) == 2
     err = capsys.readouterr().err
@@ -507,7 +507,7 @@ def test_a_log_whose_records_are_not_tuning_records_is_a_user_error(tmp_path, mo
     folder.mkdir()
     shutil.copy(reproduce.log_dir(TABLES["table2"]) / "database_workload.json", folder)
     (folder / reproduce.SHIPPED).write_bytes(_gz('[0, {"not": "a record"}]\n'))
-    monkeypatch.setattr(searchlog, "log_dir", lambda _spec: folder)
+    monkeypatch.setattr(searchlog, "log_dir", lambda _spec, _cpu=None: folder)
     with pytest.raises(UserError, match=r"database_tuning_record.json.gz: line 1 is not a MetaSchedule tuning record"):
         reproduce.trials_in_order(TABLES["table2"])
     (folder / "database_workload.json").write_text("[1, 2]\n")

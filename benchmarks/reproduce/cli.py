@@ -13,7 +13,7 @@ from pathlib import Path
 from benchmarks.reproduce.e2e import run_e2e
 from benchmarks.reproduce.metrics import write_claims
 from benchmarks.reproduce.render import compare, retabulate
-from benchmarks.reproduce.searchlog import search
+from benchmarks.reproduce.searchlog import own_cpu, search
 from benchmarks.reproduce.selection import cmd_select
 from benchmarks.reproduce.sitting import run_tables
 from benchmarks.tables import FIGURES, TABLES
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
     p.add_argument("--challenger", metavar="CHECKPOINT",
                    help="tables: also measure this model's TLM rows in the same sitting (into <out>-challenger/)")
+    p.add_argument("--own-cpu", action="store_true",
+                   help="for `search`: extend this CPU's own log (data/baselines/TABLE-METHOD-MCPU), which table "
+                        "runs on this CPU then read instead of the shared one")
+    p.add_argument("--shared-log", action="store_true",
+                   help="tables: read the shared baseline log even where this CPU has its own")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     args = p.parse_args(argv)
     try:
@@ -53,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "search":
             if len(args.rest) != 1 or args.rest[0] not in TABLES:
                 raise UserError(f"search which table? one of {', '.join(TABLES)}")
-            res = search(TABLES[args.rest[0]], args.trials, resolve_target(args.target), args.seed, rpc)
+            target = resolve_target(args.target)
+            res = search(TABLES[args.rest[0]], args.trials, target, args.seed, rpc,
+                         cpu=own_cpu(target) if args.own_cpu else None)
         elif args.what in ("retabulate", "compare"):
             if not args.rest:
                 raise UserError(f"{args.what} which runs? give their directories (e.g. results/table2/default)")
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.challenger and not (Path(args.challenger) / "config.json").exists():
                 raise UserError(f"--challenger {args.challenger}: no trained model there (no config.json)")
             res = run_tables([TABLES[n] for n in names], args.scale, outs, resolve_target(args.target), args.seed,
-                             args.resume, challenger=args.challenger, rpc=rpc)
+                             args.resume, challenger=args.challenger, rpc=rpc, shared_log=args.shared_log)
             claims = write_claims(root, args.scale)
             if args.what == "claims":
                 res = claims

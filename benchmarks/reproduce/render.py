@@ -45,6 +45,9 @@ def markdown(spec, cells, prov) -> str:
              "† n: subgraphs without a valid program.")]
     if prov.get("baseline_log_machine", "this machine") != "this machine":
         lines[0] += f" The {label[spec.baseline]} log was {prov['baseline_log_machine']}."
+    elif prov.get("baseline_log_folder"):
+        lines[0] += (f" The {label[spec.baseline]} log (`{prov['baseline_log_folder']}`) was searched on this "
+                     "machine's CPU: its programs were chosen by this CPU's own timings.")
     if prov.get("model_machine", "this machine") != "this machine":
         lines[0] += f" The model was {prov['model_machine']}."
 

@@ -25,8 +25,23 @@ from tlm_core.paths import data_dir
 from tlm_core.ui import log, progress
 
 
-def log_dir(spec: TableSpec) -> Path:
-    return data_dir() / "baselines" / f"{spec.name}-{spec.baseline}"
+def log_dir(spec: TableSpec, cpu: str | None = None) -> Path:
+    """The table's shared log (searched over the project's history, on several machines), or with
+    `cpu` (LLVM's CPU name) that CPU's own: its trials all searched on it, so its programs were chosen
+    by its own timings (a fair baseline for a model measured there)."""
+    return data_dir() / "baselines" / (f"{spec.name}-{spec.baseline}" + (f"-{cpu}" if cpu else ""))
+
+
+def own_cpu(target) -> str:
+    """The CPU name a log of the target's own is keyed by (LLVM's -mcpu, e.g. znver4)."""
+    return json.loads(target.hardware.to_json())["mcpu"]
+
+
+def table_log(spec: TableSpec, target, shared: bool = False) -> str | None:
+    """The cpu key of the log a table run reads: the target CPU's own log when one was searched
+    (`search TABLE --own-cpu`) and `shared` is not asked for, else None (the shared log)."""
+    cpu = own_cpu(target)
+    return cpu if not shared and (log_dir(spec, cpu) / "search.json").exists() else None
 
 
 def _restore(path: Path) -> str:
@@ -41,8 +56,8 @@ def _why(err: ValueError) -> str:
     return str(err)  # not text: UnicodeDecodeError
 
 
-def log_info(spec: TableSpec) -> dict:
-    path = log_dir(spec) / "search.json"
+def log_info(spec: TableSpec, cpu: str | None = None) -> dict:
+    path = log_dir(spec, cpu) / "search.json"
     if not path.exists():
         return {"trials": 0, "segments": []}
     info = read_json(path, _restore(path))
@@ -253,7 +268,7 @@ def reached(info: dict, counts: dict[str, int]) -> tuple[dict[str, int], set[str
     return ({h: n for h in counts}, {h for h, c in counts.items() if c < n}) if n else ({}, set())
 
 
-def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dict:
+def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None, cpu: str | None = None) -> dict:
     """Extend the table's baseline log to `trials` per subgraph, one subgraph at a time.
 
     MetaSchedule continues from the log (its database), so the search resumes wherever it stopped: a
@@ -262,6 +277,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
     and the next `search` goes on from the trials it holds). A subgraph whose space ran out is not
     searched again. The log's `trials` is what every subgraph reached: the tables' columns up to it.
     With `rpc` (a metaschedule.Tracker) the trials run on the tracker's servers, several at a time.
+    With `cpu` (`own_cpu(target)`) it extends that CPU's own log instead of the shared one.
     Each subgraph's search is a forked child: call this from a process whose OpenMP pool has not
     started (the CLI's), as a fork of a running libgomp pool crashes in the child's XGBoost.
     """
@@ -271,14 +287,14 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
 
     from tlm_core.provenance import provenance
 
-    folder = log_dir(spec)
+    folder = log_dir(spec, cpu)
     folder.mkdir(parents=True, exist_ok=True)
     working_log(folder)
     records = folder / RECORDS
     entries = subgraphs(spec)
     tasks, workload_of = [t for _, t in entries], {t.hash: w for w, t in entries}
     hashes = [t.hash for t in tasks]
-    info = log_info(spec)
+    info = log_info(spec, cpu)
     counts = log_counts(folder)
     done, exhausted = reached(info, counts)
     todo = [t for t in tasks if done.get(t.hash, 0) < trials and t.hash not in exhausted
@@ -287,7 +303,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
         if t not in todo:
             done[t.hash] = max(done.get(t.hash, 0), trials)
     if not todo:
-        return _write_log_info(spec, info, hashes, done, exhausted)
+        return _write_log_info(folder, spec, info, hashes, done, exhausted)
     asked = {t.hash: trials - counts.get(t.hash, 0) for t in todo}
     runner = rpc.describe(rpc.servers()) if rpc else "local"
     log(f"{spec.baseline}: searching {sum(asked.values())} more trials on {len(todo)} of {len(tasks)} subgraphs "
@@ -338,7 +354,7 @@ def search(spec: TableSpec, trials: int, target, seed: int = 0, rpc=None) -> dic
                     ship_log(folder)  # before search.json: it never counts trials the shipped log lacks
                 info = _add_segment(spec, info, workload_of[t.hash], t, trials, asked[t.hash], new,
                                     round(end - start, 1), provenance(target, seed=seed), how, runner)
-                info = _write_log_info(spec, info, hashes, done, exhausted)
+                info = _write_log_info(folder, spec, info, hashes, done, exhausted)
                 if how.startswith("interrupted"):
                     raise KeyboardInterrupt
     finally:
@@ -397,23 +413,23 @@ def _add_segment(spec: TableSpec, info: dict, workload: str, task, trials: int, 
     return {**info, "segments": [*info["segments"], seg]}
 
 
-def _write_log_info(spec: TableSpec, info: dict, hashes: list[str], done: dict[str, int], exhausted: set[str]) -> dict:
+def _write_log_info(folder: Path, spec: TableSpec, info: dict, hashes: list[str], done: dict[str, int], exhausted: set[str]) -> dict:
     """search.json: segments, per subgraph (`hashes`, the table's) the trials reached, and the log's trials."""
     info = {"method": spec.baseline, "trials": min(done.get(h, 0) for h in hashes), "subgraphs": len(hashes),
             "reached": {h: done.get(h, 0) for h in hashes}, "exhausted": sorted(exhausted & set(hashes)),
             "segments": info["segments"]}
-    (log_dir(spec) / "search.json").write_text(json.dumps(info, indent=1))
+    (folder / "search.json").write_text(json.dumps(info, indent=1))
     return info
 
 
-def trials_in_order(spec: TableSpec) -> dict[str, list[tuple[str, float]]]:
+def trials_in_order(spec: TableSpec, cpu: str | None = None) -> dict[str, list[tuple[str, float]]]:
     """Task hash -> [(trace JSON, mean seconds by the search's runner)] in the order tried."""
     from tvm.s_tir import meta_schedule as ms
 
     from tlm_core.ir.tasks import structural_hash
     from tlm_core.measure.harness import trace_to_json
 
-    folder = log_dir(spec)
+    folder = log_dir(spec, cpu)
     workloads = log_workloads(folder)
     hashes = [structural_hash(w.mod) for w in workloads]
     out: dict[str, list] = {}

@@ -15,13 +15,21 @@ from pathlib import Path
 
 from benchmarks.reproduce import metrics
 from benchmarks.reproduce.render import write
-from benchmarks.reproduce.searchlog import log_dir, log_info, log_machines, search, search_pace, trials_in_order
+from benchmarks.reproduce.searchlog import (
+    log_dir,
+    log_info,
+    log_machines,
+    search,
+    search_pace,
+    table_log,
+    trials_in_order,
+)
 from benchmarks.reproduce.selection import subgraphs
 from benchmarks.tables import TableSpec
 from tlm_core.errors import UserError
 from tlm_core.eval.metrics import best_ok_per_task
 from tlm_core.model.checkpoint import trained_elsewhere
-from tlm_core.paths import cache_dir
+from tlm_core.paths import REPO_ROOT, cache_dir
 from tlm_core.ui import log, progress
 
 REMEASURE = 3  # the baseline's fastest programs (by its own timings) measured again per cell
@@ -30,7 +38,7 @@ RETIME = 3  # every cell's winning program per subgraph is timed this many times
 
 
 def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed: int = 0,
-               resume: bool = False, challenger: Path | None = None, rpc=None) -> list[dict]:
+               resume: bool = False, challenger: Path | None = None, rpc=None, shared_log: bool = False) -> list[dict]:
     """Measure one or more tables in one sitting: one Measurer and one record store, so that every
     number of every table is measured side by side; a subgraph shared by two tables is generated and
     measured once (content keys).
@@ -38,6 +46,8 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
     `challenger`: a second checkpoint whose TLM rows are measured in the same sitting (its finalists
     re-timed interleaved with the shipped model's), tabulated into `<out>-challenger/`. Two models
     compared across sittings differ by the machine's drift as much as by their programs.
+    The baseline's programs come from the target CPU's own search log where it has one (`search
+    --own-cpu`; `shared_log` reads the shared one all the same), else from the shared log.
     """
     from tlm_core.measure.harness import Candidate, MeasureConfig, Measurer
     from tlm_core.methods import extra_json
@@ -49,18 +59,21 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
     for spec in specs:
         scale = spec.scales[scale_name]
         # The baseline's log first: a missing or broken shipped log is a user error before anything is measured.
+        cpu = None if scale.search_live else table_log(spec, target, shared_log)
         if scale.search_live:
             for b in sorted(scale.trials):
                 search(spec, b, target, seed, rpc)
-        info = log_info(spec)
+        info = log_info(spec, cpu)
         if info["trials"] == 0:
-            raise UserError(f"no search log of {spec.baseline} at {log_dir(spec)}; run `python -m "
+            raise UserError(f"no search log of {spec.baseline} at {log_dir(spec, cpu)}; run `python -m "
                             f"benchmarks.reproduce search {spec.name} --trials 64` (or use --scale full)")
         elsewhere = None if scale.search_live else log_machines(info, target.hardware)
         if elsewhere:
             log(f"{spec.name}: the {spec.baseline} log was {elsewhere}")
+        log(f"{spec.name}: the {spec.baseline} programs come from {log_dir(spec, cpu)}")
         plans.append({"spec": spec, "scale": scale, "entries": subgraphs(spec, scale.subgraphs), "info": info,
-                      "elsewhere": elsewhere, "tried": trials_in_order(spec)})
+                      "elsewhere": elsewhere, "tried": trials_in_order(spec, cpu),
+                      "log": str(log_dir(spec, cpu).relative_to(REPO_ROOT))})
     union = list({t.hash: (w, t) for p in plans for w, t in p["entries"]}.values())
     store = cache_dir() / "reproduce" / f"{'-'.join(s.name for s in specs)}-{scale_name}" / "store"
     if store.exists() and not resume:
@@ -173,6 +186,7 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
                       wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
                       checkpoint=checkpoint_identity(ctx["checkpoint"]), tlm_rows=rows, retime_rounds=RETIME,
                       retime_failed=retime_failed, baseline_log_machine=plan.get("elsewhere") or "this machine",
+                      baseline_log_folder=plan["log"],
                       model_machine=trained_elsewhere(ctx["checkpoint"], ctx["target"].hardware) or "this machine")
     out.mkdir(parents=True, exist_ok=True)
     write(out, spec, cells, per_sub, claims, prov)
