@@ -81,7 +81,8 @@ def test_smoke_table2(tmp_path):
                                       challenger=reproduce.checkpoint(_host()))
     scale = TABLES["table2"].scales["smoke"]
     cells = pd.read_csv(out / "table.csv")
-    assert len(cells) == (len(scale.tlm_times) + 1) * (len(scale.trials) + 1)
+    assert len(cells) == (len(scale.tlm_times) + len(scale.ranked_times) + 1) * (len(scale.trials) + 1)
+    assert {f"tlm-ranked@{k}" for k in scale.ranked_times} <= set(cells.row)  # its rows beside TLM's
     assert set(cells.columns) >= {"method", "measurements", "baseline", "baseline_trials", "overall_speedup"}
     ok = cells[cells.status == "ok"]
     assert len(ok) == len(cells)  # every smoke subgraph has a valid program from both methods
@@ -95,6 +96,11 @@ def test_smoke_table2(tmp_path):
     assert subs.best_ms.notna().all() and subs.selected_ms.notna().all() and (subs.best_ms != subs.selected_ms).any()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["scale"] == "smoke" and prov["tlm_invalid"] == 0 and prov["git_commit"]
+    assert prov["tlm_ranked_invalid"] == 0 and prov["ranker"]["sha256"]
+    # tlm-ranked's compile time holds its pool's generation and ranking, then its measurements.
+    ranked = [r for r in prov["tlm_rows"] if r["label"].startswith("tlm-ranked@")]
+    assert [r["measurements"] for r in ranked] == list(scale.ranked_times)
+    assert all(r["compile_seconds"] > r["generation_seconds"] > 0 for r in ranked)
     assert prov["retime_rounds"] == 3 and prov["retime_failed"] == []
     assert prov["checkpoint"]["sha256"] and prov["checkpoint"]["measured_programs"] > 0
     assert (out / "table.md").read_text().count("| Times |") == 2  # total-latency and geometric-mean grids
@@ -111,7 +117,8 @@ def test_smoke_table2(tmp_path):
     assert res_c["out"] == str(out.with_name("smoke-challenger"))
     challenged = pd.read_csv(out.with_name("smoke-challenger") / "table.csv")
     assert challenged.overall_speedup.tolist() == pytest.approx(cells.overall_speedup.tolist(), nan_ok=True)
-    assert [r["row"] for r in rows] == [f"tlm@{k}" for k in scale.tlm_times] * 2
+    assert [r["row"] for r in rows] == ([f"tlm@{k}" for k in scale.tlm_times]
+                                        + [f"tlm-ranked@{k}" for k in scale.ranked_times]) * 2
     assert res["claims"]["compile_time_speedup_at_equal_performance"]["tlm_compile_seconds"] > 0
     # The figure is drawn from these results alone.
     from figures.plot import table

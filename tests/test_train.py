@@ -176,6 +176,53 @@ def test_the_default_model_is_the_one_shipped_for_this_cpu(tmp_path, host, monke
     assert "Traceback" not in err and (tmp_path / "model" / "training.json").read_text().count("othercpu") == 1
 
 
+def test_one_model_for_every_cpu_ships_with_each_cpus_programs_and_replaces_a_model_of_one(tmp_path, host):
+    """An SFT run on two CPUs' records (hardware.json, written by `tlm train sft`) ships as a model of
+    both: its card counts each CPU's programs, it is trained elsewhere on neither, and it may replace a
+    model of one of them but not a model of a third CPU."""
+    import dataclasses
+
+    from tlm_core.errors import UserError
+    from tlm_core.train import card, demonstrations
+
+    other = dataclasses.replace(host.hardware, mcpu="othercpu")
+    third = dataclasses.replace(host.hardware, mcpu="thirdcpu")
+    records = pd.DataFrame({"status": ["ok", "ok", "error", "ok"], "task_hash": ["a", "a", "b", "c"],
+                            "target": [host.hardware.to_json()] * 2 + [other.to_json()] * 2})
+    assert [h["mcpu"] for h in demonstrations.cpus_of(records)] == sorted([host.hardware.mcpu, "othercpu"])
+    assert demonstrations.without_cpu(records, "othercpu").target.tolist() == [host.hardware.to_json()] * 2
+    with pytest.raises(UserError, match="no record was measured on it; the records' CPUs are"):
+        demonstrations.without_cpu(records, "nocpu")
+    sft, pre = tmp_path / "sft", tmp_path / "pretrain"
+    for d in (sft, pre):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"0" * 1024)
+    (pre / "summary.json").write_text(json.dumps({"steps": 10, "seconds": 3600}))
+    (sft / "summary.json").write_text(json.dumps({"stage": "sft", "steps": 5, "seconds": 1800,
+                                                  "train_sentences": 3, "final_train_loss": 1.0}))
+    (sft / M.TRAINED_ON).write_text(json.dumps(demonstrations.cpus_of(records)))
+    assert M.trained_elsewhere(sft, host.hardware) is None and M.trained_elsewhere(sft, other) is None
+    assert "othercpu" in M.trained_elsewhere(sft, third) and host.hardware.mcpu in M.trained_elsewhere(sft, third)
+    facts = card.ship(sft, tmp_path / "model", pre, None, records, host)
+    assert [h["mcpu"] for h in facts["hardware"]] == [h["mcpu"] for h in demonstrations.cpus_of(records)]
+    assert sorted(m["programs"] for m in facts["measured_on"]) == [2, 2] and facts["measured_programs"] == 4
+    assert [r["model"] for r in facts["sft_rounds"]] == ["sft"] and facts["training_hours"] == 1.5
+    text = (tmp_path / "model" / "README.md").read_text()
+    assert text.startswith("---") and "model for the 2 CPUs its demonstration data" in text
+    assert M.trained_on(tmp_path / "model") == demonstrations.cpus_of(records)
+    # Shipping it: over a model of one of its CPUs, yes; over a model of a CPU it was not tuned on, no.
+    from tlm_core.cli import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "training.json").write_text(json.dumps({"hardware": json.loads(host.hardware.to_json())}))
+    assert not [h for h in M.trained_on(mine) if h not in card.hardware_of(None, host, sft)]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "training.json").write_text(json.dumps({"hardware": json.loads(third.to_json())}))
+    assert main(["train", "ship", "--model", str(sft), "--pretrain", str(pre), "--to", str(theirs)]) == 2
+
+
 @pytest.mark.parametrize("folder", sorted((REPO_ROOT / "data").glob("model*")), ids=lambda p: p.name)
 def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder):
     """Every shipped model (data/model, data/model-<mcpu>) loads with transformers, holds the weights of
@@ -196,4 +243,4 @@ def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder
     assert facts["measured_programs"] == point["programs"]
     assert (folder / "README.md").read_text() == card._card(facts)
     if folder.name != "model":  # a CPU's own model is the default exactly there
-        assert M.trained_for(folder) == json.loads((made_by.parent / "target.json").read_text())
+        assert M.trained_on(folder) == [json.loads((made_by.parent / "target.json").read_text())]

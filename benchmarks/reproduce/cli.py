@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default="host")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
-    p.add_argument("--challenger", metavar="CHECKPOINT",
-                   help="tables: also measure this model's TLM rows in the same sitting (into <out>-challenger/)")
+    p.add_argument("--challenger", metavar="CHECKPOINT", action="append", default=[],
+                   help="tables: also measure this model's TLM rows in the same sitting (into <out>-challenger/; "
+                        "given again, a second one into <out>-challenger-2/, ...)")
     p.add_argument("--own-cpu", action="store_true",
                    help="for `search`: extend this CPU's own log (data/baselines/TABLE-METHOD-MCPU), which table "
                         "runs on this CPU then read instead of the shared one")
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             names = {"tables": list(TABLES), "claims": ["table2"]}.get(args.what, [args.what])
             root = Path(args.out) if args.out else REPO_ROOT / "results"
             outs = {n: root / n / args.scale for n in names}
-            if args.challenger and not (Path(args.challenger) / "config.json").exists():
-                raise UserError(f"--challenger {args.challenger}: no trained model there (no config.json)")
+            for ckpt in args.challenger:
+                if not (Path(ckpt) / "config.json").exists():
+                    raise UserError(f"--challenger {ckpt}: no trained model there (no config.json)")
             res = run_tables([TABLES[n] for n in names], args.scale, outs, resolve_target(args.target), args.seed,
                              args.resume, challenger=args.challenger, rpc=rpc, shared_log=args.shared_log)
             claims = write_claims(root, args.scale)

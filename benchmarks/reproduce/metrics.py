@@ -20,15 +20,18 @@ from tlm_core.eval.metrics import weighted_sum
 def cells(spec, scale, tasks, methods: dict, points, info: dict, elsewhere: str | None = None) -> list[dict]:
     """The table's cells: each TLM row (and the baseline's largest) over each column."""
     cols = [(spec.baseline, b) for b in scale.trials] + [("tlm", max(scale.tlm_times))]
-    row_labels = [f"tlm@{k}" for k in scale.tlm_times] + [f"{spec.baseline}@{max(points)}"]
+    row_labels = ([f"tlm@{k}" for k in scale.tlm_times]
+                  + [f"tlm-ranked@{k}" for k in scale.ranked_times if f"tlm-ranked@{k}" in methods]
+                  + [f"{spec.baseline}@{max(points)}"])
     out = []
     for rl in row_labels:
         for cm, cb in cols:
             cl = f"{cm}@{cb}"
-            paper_row = rl.split("@")[1] if rl.startswith("tlm@") else "baseline"
+            # tlm-ranked is beyond the paper: no paper value
+            paper_row = rl.split("@")[1] if rl.startswith("tlm@") else None if rl.startswith("tlm-ranked@") else "baseline"
             cell = {"row": rl, "method": rl.split("@")[0], "measurements": int(rl.split("@")[1]),
                     "baseline": cm, "baseline_trials": cb, "column": cl,
-                    "paper": spec.paper.get((paper_row, cb)) if cm == spec.baseline else None}
+                    "paper": spec.paper.get((paper_row, cb)) if cm == spec.baseline and paper_row else None}
             if cl not in methods:
                 there = sum(n >= cb for n in info.get("reached", {}).values())
                 cell.update(overall_speedup=None, status=f"missing: the {spec.baseline} log has {info['trials']} "

@@ -55,6 +55,7 @@ def markdown(spec, cells, prov) -> str:
         out = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             name = (_trials(int(r.split("@")[1])) if r.startswith("tlm@")
+                    else f"TLM-ranked {_trials(int(r.split('@')[1]))}" if r.startswith("tlm-ranked@")
                     else f"{label[spec.baseline]} {_trials(int(r.split('@')[1]))} (row)")
             line = [name]
             for c in cols:
@@ -139,15 +140,15 @@ def retabulate(run: Path) -> dict:
 
 
 def compare(runs: list[Path]) -> list[dict]:
-    """Side by side, several finished runs of a table (other checkpoints, other sittings): each TLM row
-    against the baseline's largest measured column, by total weighted latency and by geometric mean."""
+    """Side by side, several finished runs of a table (other checkpoints, other sittings): each TLM and
+    TLM-ranked row against the baseline's largest measured column, by total weighted latency and by geometric mean."""
     rows = []
     for run in runs:
         spec, cells, prov = run_cells(run)
         ok = [c for c in cells if c["baseline"] == spec.baseline and c.get("overall_speedup") is not None]
         col = max(c["baseline_trials"] for c in ok)
         for c in ok:
-            if c["baseline_trials"] == col and c["method"] == "tlm":
+            if c["baseline_trials"] == col and c["method"] in ("tlm", "tlm-ranked"):
                 rows.append({"run": str(run), "table": spec.name, "checkpoint": (prov.get("checkpoint") or {}).get(
                     "sha256", "")[:16], "row": c["row"], "column": c["column"],
                     **{k: c[k] for k in ("overall_speedup", "geomean_speedup", "wins", "subgraphs_compared",

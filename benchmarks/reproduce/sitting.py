@@ -38,14 +38,15 @@ RETIME = 3  # every cell's winning program per subgraph is timed this many times
 
 
 def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed: int = 0,
-               resume: bool = False, challenger: Path | None = None, rpc=None, shared_log: bool = False) -> list[dict]:
+               resume: bool = False, challenger=None, rpc=None, shared_log: bool = False) -> list[dict]:
     """Measure one or more tables in one sitting: one Measurer and one record store, so that every
     number of every table is measured side by side; a subgraph shared by two tables is generated and
     measured once (content keys).
 
-    `challenger`: a second checkpoint whose TLM rows are measured in the same sitting (its finalists
-    re-timed interleaved with the shipped model's), tabulated into `<out>-challenger/`. Two models
-    compared across sittings differ by the machine's drift as much as by their programs.
+    `challenger`: a second checkpoint (or a list of them) whose TLM rows are measured in the same
+    sitting (its finalists re-timed interleaved with the shipped model's), tabulated into
+    `<out>-challenger/` (the second into `<out>-challenger-2/`, ...). Two models compared across
+    sittings differ by the machine's drift as much as by their programs.
     The baseline's programs come from the target CPU's own search log where it has one (`search
     --own-cpu`; `shared_log` reads the shared one all the same), else from the shared log.
     """
@@ -82,11 +83,17 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
     with Measurer(target, store, MeasureConfig()) as m:
         # 1. TLM: the greedy program, then samples.
         times = sorted({k for p in plans for k in p["scale"].tlm_times})
-        models = {"": checkpoint(target)} | ({"challenger": Path(challenger)} if challenger else {})
+        others = [challenger] if isinstance(challenger, (str, Path)) else list(challenger or [])
+        models = {"": checkpoint(target)} | {"-challenger" + (f"-{i}" if i > 1 else ""): Path(c)
+                                             for i, c in enumerate(others, 1)}
         for ckpt in models.values():
             if elsewhere := trained_elsewhere(ckpt, target.hardware):
                 log(f"the model {ckpt} was {elsewhere}")
         gens = {name: _tlm_candidates(union, target, times, seed, ckpt) for name, ckpt in models.items()}
+        # 1b. tlm-ranked (beyond the paper): one ranked pool per subgraph and model, its rows picked from it.
+        ranked_times = sorted({k for p in plans for k in p["scale"].ranked_times})
+        for name, ckpt in models.items():
+            gens[name].update(_ranked_candidates(union, target, ranked_times, seed, ckpt) if ranked_times else {})
         # 2. Each baseline's best programs at each column's trials (and the claims' checkpoints).
         for p in plans:
             spec, tried = p["spec"], p["tried"]
@@ -106,7 +113,9 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         roller, roller_s = _roller_candidates(union, target, budget, seed) if budget else ({}, {})
         # All of a subgraph's candidates together: its unscheduled reference (naive loops, up to a
         # minute for the biggest subgraphs) then runs once, not once per method.
-        everything: dict[str, list] = {t.hash: [*(c for g in gens.values() for c in g[0][t.hash]),
+        everything: dict[str, list] = {t.hash: [*(c for g in gens.values() for c in g["tlm"][t.hash]),
+                                                *(c for g in gens.values() for cs in g.get("ranked", {}).get(
+                                                    t.hash, {}).values() for c in cs),
                                                 *roller.get(t.hash, [])] for _, t in union}
         for p in plans:
             for cands in p["base"].values():
@@ -117,7 +126,7 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
         # 4. The finalists: each cell's winning program per subgraph, selected by the timing above, is
         # valued by RETIME fresh timings (Measurer.retime: the best of many single timings is biased
         # low, and more so for the method with more candidates).
-        finalists = [w for p in plans for g in gens.values() for cands in _cell_candidates(p, g[0], roller).values()
+        finalists = [w for p in plans for g in gens.values() for cands in _cell_candidates(p, g, roller).values()
                      for w in winners(cands, records, m.key).values()]
         finalists.sort(key=lambda c: c.task.hash)  # a subgraph's finalists side by side
         retimed = {m.key(c): recs for c, recs in zip(finalists, m.retime(finalists, RETIME, "re-time the finalists"))}
@@ -125,10 +134,9 @@ def run_tables(specs: list[TableSpec], scale_name: str, outs: dict, target, seed
 
     ctx = {"records": records, "retimed": retimed, "key": key, "roller": roller, "roller_s": roller_s,
            "target": target, "seed": seed, "started": started}
-    out_of = {"": lambda d: d, "challenger": lambda d: d.with_name(d.name + "-challenger")}
-    return [_tabulate(p, out_of[name](outs[p["spec"].name]),
-                      {**ctx, "tlm": tlm, "gen_s": gen_s, "invalid": invalid, "checkpoint": models[name]})
-            for name, (tlm, gen_s, invalid) in gens.items() for p in plans]
+    return [_tabulate(p, outs[p["spec"].name].with_name(outs[p["spec"].name].name + name),
+                      {**ctx, **g, "checkpoint": models[name]})
+            for name, g in gens.items() for p in plans]
 
 
 def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
@@ -159,13 +167,17 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
         meas = sum((records[key(c)].get("build_s") or 0) + (records[key(c)].get("run_s") or 0) for c in cands)
         return round(sum(gen.get(t.hash, 0.0) for t in tasks) + meas, 1)
 
-    cands = _cell_candidates(plan, ctx["tlm"], ctx["roller"])
+    cands = _cell_candidates(plan, ctx, ctx["roller"])
     methods = {label: best(cs, label) for label, cs in cands.items()}  # label -> {task hash: seconds}
     rows = []
     for k in scale.tlm_times:
         gen = {h: by_k[k] for h, by_k in ctx["gen_s"].items()}
         rows.append({"label": f"tlm@{k}", "measurements": k, "compile_seconds": seconds(cands[f"tlm@{k}"], gen),
                      "generation_seconds": round(sum(gen[t.hash] for t in tasks), 1)})
+    for k in scale.ranked_times:  # compile time: generation + ranking of the pool, then its k measurements
+        rows.append({"label": f"tlm-ranked@{k}", "measurements": k,
+                     "compile_seconds": seconds(cands[f"tlm-ranked@{k}"], ctx["ranked_s"]),
+                     "generation_seconds": round(sum(ctx["ranked_s"][t.hash] for t in tasks), 1)})
     roller = None
     if scale.roller_budget:
         label = f"roller@{scale.roller_budget}"
@@ -180,9 +192,11 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
                 "selected_ms": ms(selected.get((label, t.hash)))}
                for label, b in methods.items() for w, t in entries]
     cells = metrics.cells(spec, scale, tasks, methods, points, info, plan.get("elsewhere"))
-    claims = metrics.claims(spec, scale, tasks, methods, rows, points, plan, roller)
+    claims = metrics.claims(spec, scale, tasks, methods, [r for r in rows if r["label"].startswith("tlm@")],
+                            points, plan, roller)
     prov = provenance(ctx["target"], scale=scale.name, table=spec.name, seed=ctx["seed"], scale_settings=asdict(scale),
                       subgraphs=len(tasks), baseline_log=info, tlm_invalid=ctx["invalid"],
+                      tlm_ranked_invalid=ctx.get("ranked_invalid"), ranker=ctx.get("ranker"),
                       wall_seconds_of_the_sitting=round(time.perf_counter() - ctx["started"], 1),
                       checkpoint=checkpoint_identity(ctx["checkpoint"]), tlm_rows=rows, retime_rounds=RETIME,
                       retime_failed=retime_failed, baseline_log_machine=plan.get("elsewhere") or "this machine",
@@ -194,10 +208,12 @@ def _tabulate(plan: dict, out: Path, ctx: dict) -> dict:
             "wall_seconds": prov["wall_seconds_of_the_sitting"]}
 
 
-def _cell_candidates(plan: dict, tlm: dict, roller: dict) -> dict[str, list]:
-    """Label (tlm@k, baseline@B, roller@k) -> the candidates its cell chooses from, all subgraphs."""
+def _cell_candidates(plan: dict, gen: dict, roller: dict) -> dict[str, list]:
+    """Label (tlm@k, tlm-ranked@k, baseline@B, roller@k) -> the candidates its cell chooses from, all subgraphs.
+    `gen`: one model's candidates ("tlm": per task its list; "ranked": per task and k its picks)."""
     tasks, scale, spec = [t for _, t in plan["entries"]], plan["scale"], plan["spec"]
-    out = {f"tlm@{k}": [c for t in tasks for c in tlm[t.hash][:k]] for k in scale.tlm_times}
+    out = {f"tlm@{k}": [c for t in tasks for c in gen["tlm"][t.hash][:k]] for k in scale.tlm_times}
+    out.update({f"tlm-ranked@{k}": [c for t in tasks for c in gen["ranked"][t.hash][k]] for k in scale.ranked_times})
     out.update({f"{spec.baseline}@{b}": plan["base"][b] for b in plan["points"]})
     if scale.roller_budget:
         out[f"roller@{scale.roller_budget}"] = [c for t in tasks for c in roller[t.hash][:scale.roller_budget]]
@@ -251,7 +267,28 @@ def _tlm_candidates(entries, target, times: list[int], seed: int, checkpoint: Pa
                 seen = {c.trace for c in cands}
                 cands += [c for c in sampled if c.trace not in seen]
         lists[t.hash], seconds[t.hash] = cands, by_k
-    return lists, seconds, invalid
+    return {"tlm": lists, "gen_s": seconds, "invalid": invalid}
+
+
+def _ranked_candidates(entries, target, times: list[int], seed: int, checkpoint: Path) -> dict:
+    """tlm-ranked's candidates: per subgraph one pool of pool_size(max(times)) programs generated by the
+    model and scored by the shipped ranker, and per k its picks (`tlm_ranked.pick`, as `tlm tune
+    --method tlm-ranked --budget k` picks from the same pool); per task hash the pool's generation and
+    ranking seconds (every row's own, before measuring); the invalid count; the ranker's identity."""
+    from tlm_core.methods.tlm_ranked import pick, pool_size, ranked_pool
+    from tlm_core.model.checkpoint import load
+    from tlm_core.rank.ranker import load_shipped
+
+    model, _ = load(checkpoint)
+    ranker = load_shipped()
+    size = pool_size(max(times))
+    lists, seconds, invalid = {}, {}, 0
+    for w, t in progress(entries, f"tlm-ranked ({checkpoint.name}): generate {size} and rank", unit="subgraph"):
+        pool = ranked_pool(model, ranker, w, t, target, size, seed)
+        lists[t.hash] = {k: pick(pool, t, k, seed) for k in times}
+        seconds[t.hash] = pool.seconds
+        invalid += pool.invalid
+    return {"ranked": lists, "ranked_s": seconds, "ranked_invalid": invalid, "ranker": ranker.identity()}
 
 
 def top(trials: list[tuple[str, float]], b: int, k: int) -> list[tuple[str, float]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 from tlm_core.cli.args import add_json, add_target, report
 from tlm_core.errors import UserError
@@ -44,7 +45,7 @@ def cmd_train_pretrain(args) -> None:
 
 
 def cmd_train_sft(args) -> None:
-    from tlm_core.model.checkpoint import check
+    from tlm_core.model.checkpoint import TRAINED_ON, check
     from tlm_core.train import demonstrations
     from tlm_core.train.trainer import TrainConfig, train
 
@@ -61,6 +62,9 @@ def cmd_train_sft(args) -> None:
         + (f" on each of {machines} machines" if machines > 1 else ""))
     cfg = TrainConfig(stage="sft", size="", init=args.init, epochs=args.epochs, lr=args.lr, seed=args.seed,
                       warmup_steps=20, eval_sentences=0, eval_every_steps=10**9)
+    # Which CPUs taught it: what a table run says of a model measured on a CPU it never saw.
+    os.makedirs(args.out, exist_ok=True)
+    Path(args.out, TRAINED_ON).write_text(json.dumps(demonstrations.cpus_of(sft), indent=1))
     summary = train(sft, cfg, args.out)
     summary.update(records=len(records), sft_programs=len(sft), out=args.out)
     report(summary, args)
@@ -84,16 +88,18 @@ def cmd_train_iterate(args) -> None:
 
 def cmd_train_ship(args) -> None:
     from tlm_core.ir.target import describe, resolve_target
-    from tlm_core.model.checkpoint import check, trained_for
+    from tlm_core.model.checkpoint import check, trained_on
     from tlm_core.train import card, demonstrations
 
     if not os.path.exists(os.path.join(args.model, "model.safetensors")):
         raise UserError(f"--model {args.model}: no trained model there")
     target = resolve_target(args.target)
-    hardware, there = card.hardware_of(args.iterate, target), trained_for(args.to)
-    if there and there != hardware:  # a model per CPU: never replace another CPU's model
-        raise UserError(f"{args.to} holds the model for {describe(there)}; this one is for {describe(hardware)}: "
-                        f"ship it with --to data/model-{hardware['mcpu']}")
+    hardware, there = card.hardware_of(args.iterate, target, args.model), trained_on(args.to)
+    # Never replace a model of a CPU the new one was not tuned on (a model of every CPU replaces one of any).
+    if there and any(h not in hardware for h in there):
+        raise UserError(f"{args.to} holds the model for {', '.join(map(describe, there))}; this one is for "
+                        f"{', '.join(map(describe, hardware))}: ship it to another folder"
+                        + (f", e.g. --to data/model-{hardware[0]['mcpu']}" if len(hardware) == 1 else ""))
     check(args.model)  # never ship a model whose files do not load
     records = demonstrations.load_records(args.records)
     if not len(records):

@@ -64,38 +64,71 @@ def _available() -> tuple[bool, str]:
     return True, ""
 
 
-def _tune(tasks, target, budget, measurer, workload, seed):
+@dataclasses.dataclass
+class Pool:
+    """One subgraph's generated pool, scored: what `pick` chooses the measured candidates from."""
+
+    made: list  # the candidates (method "tlm"), in generation order
+    scores: np.ndarray  # the ranker's score of each (higher: predicted faster)
+    invalid: int
+    errors: list
+    generation_s: float
+    feature_s: float
+    scoring_s: float
+
+    @property
+    def seconds(self) -> float:
+        """Generation + features + scoring: the method's own seconds before any measurement."""
+        return self.generation_s + self.feature_s + self.scoring_s
+
+
+def ranked_pool(model, ranker, workload: str, task, target, size: int, seed: int) -> Pool:
+    """Generate `size` programs of the task (as `tlm` does, temperature 1) and score each."""
     from tlm_core.model.generate import task_seed
     from tlm_core.rank.features import program_features
-    from tlm_core.rank.ranker import load_shipped
     from tlm_core.train.demonstrations import generated_candidates
+
+    made, res = generated_candidates(model, workload, task, target, size, task_seed(seed, task.hash))
+    t0 = time.perf_counter()
+    X = program_features(task, target, res.programs)
+    t1 = time.perf_counter()
+    scores = ranker.score(X)
+    return Pool(made, scores, res.invalid, list(res.errors), res.seconds, t1 - t0, time.perf_counter() - t1)
+
+
+def pick(pool: Pool, task, budget: int, seed: int) -> list:
+    """The `budget` candidates of the pool to measure (`choose`), as tlm-ranked candidates whose
+    record says their rank, score, the pool's size and how each was picked. The same (pool, task,
+    seed) picks the same for a given budget, whatever else was picked from it."""
+    from tlm_core.model.generate import task_seed
+
+    rng = np.random.default_rng(task_seed(seed + 1, task.hash))
+    rank = {i: r for r, i in enumerate(np.argsort(-pool.scores, kind="stable").tolist())}
+    out = []
+    for i, how in choose(pool.scores, budget, rng):
+        extra = {**json.loads(pool.made[i].extra), "rank": rank[i], "rank_score": round(float(pool.scores[i]), 5),
+                 "pool": len(pool.made), "picked": how}
+        out.append(dataclasses.replace(pool.made[i], method="tlm-ranked", extra=json.dumps(extra, sort_keys=True)))
+    return out
+
+
+def _tune(tasks, target, budget, measurer, workload, seed):
+    from tlm_core.rank.ranker import load_shipped
 
     folder, model = load_model(target, "tlm-ranked")
     ranker = load_shipped()
-    pool = pool_size(budget)
+    size = pool_size(budget)
     cands, invalid, generated = [], 0, 0
     gen_s = feat_s = score_s = 0.0
     for task in progress(tasks, "tlm-ranked: generate and rank", unit="task"):
-        made, res = generated_candidates(model, workload, task, target, pool, task_seed(seed, task.hash))
-        invalid += res.invalid
-        generated += len(made)
-        gen_s += res.seconds
-        for err in res.errors[:2]:
+        pool = ranked_pool(model, ranker, workload, task, target, size, seed)
+        invalid += pool.invalid
+        generated += len(pool.made)
+        gen_s, feat_s, score_s = gen_s + pool.generation_s, feat_s + pool.feature_s, score_s + pool.scoring_s
+        for err in pool.errors[:2]:
             log(f"tlm-ranked: invalid candidate of {task.name}: {err}")
-        t0 = time.perf_counter()
-        X = program_features(task, target, res.programs)
-        t1 = time.perf_counter()
-        scores = ranker.score(X)
-        t2 = time.perf_counter()
-        feat_s += t1 - t0
-        score_s += t2 - t1
-        rng = np.random.default_rng(task_seed(seed + 1, task.hash))
-        rank = {i: r for r, i in enumerate(np.argsort(-scores, kind="stable").tolist())}
-        for i, how in choose(scores, budget, rng):
-            extra = {**json.loads(made[i].extra), "rank": rank[i], "rank_score": round(float(scores[i]), 5),
-                     "pool": len(made), "picked": how}
-            cands.append(dataclasses.replace(made[i], method="tlm-ranked", extra=json.dumps(extra, sort_keys=True)))
-    notes = {"checkpoint": str(folder), "ranker": ranker.identity(), "pool_per_task": pool,
+        cands += pick(pool, task, budget, seed)
+    notes = {"checkpoint": str(folder), "ranker": ranker.identity(), "pool_per_task": size,
              "generated": generated, "invalid": invalid, "random_share": f"1 in {EXPLORE} beyond the first",
              "generation_seconds": round(gen_s, 2), "feature_seconds": round(feat_s, 2),
              "scoring_seconds": round(score_s, 2), "ranking_seconds": round(feat_s + score_s, 2)}

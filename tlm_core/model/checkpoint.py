@@ -20,49 +20,60 @@ from tlm_core.paths import REPO_ROOT
 SHIPPED = REPO_ROOT / "data" / "model"
 
 
-def trained_for(folder: str | Path) -> dict | None:
-    """The hardware (Hardware's JSON as a dict) a shipped model's demonstration data was measured on
-    (a model of an iterative run: the run's target.json)."""
-    path = Path(folder) / "training.json"
-    if not path.exists():
-        run = Path(folder).parent / "target.json"
-        if not run.exists():
-            return None
-        return read_json(run, "the hardware of the run, written by `tlm train iterate`: restore it, or remove it "
-                              "if this folder is not an iterative run's")
-    hint = f"the model card's facts, written by `tlm train ship`: {_fix(Path(folder))}"
-    facts = read_json(path, hint)
-    # Shipped before cards named it: the machine that shipped it is the one its data was measured on.
-    prov = facts.get("provenance")
-    hw = facts.get("hardware") or (prov.get("target") if isinstance(prov, dict) else None)
-    if hw and not isinstance(hw, dict):
-        raise UserError(f"{path}: its \"hardware\" is not a hardware description (an object) ({hint})")
-    return {k: v for k, v in hw.items() if k != "tvm"} if hw else None
+#: Written by `tlm train sft` beside the model: the hardware of every CPU whose programs it was tuned on.
+TRAINED_ON = "hardware.json"
+
+
+def trained_on(folder: str | Path) -> list[dict]:
+    """The hardware (Hardware's JSON as dicts, "tvm" key dropped) of every CPU whose measured programs
+    taught the model: a shipped model's card facts (one CPU, or several for a model of every CPU), an
+    SFT run's hardware.json, an iterative run's target.json; [] when it names none (pretrained, test)."""
+    folder = Path(folder)
+    path = folder / "training.json"
+    if path.exists():
+        hint = f"the model card's facts, written by `tlm train ship`: {_fix(folder)}"
+        facts = read_json(path, hint)
+        # Shipped before cards named it: the machine that shipped it is the one its data was measured on.
+        prov = facts.get("provenance")
+        hw = facts.get("hardware") or (prov.get("target") if isinstance(prov, dict) else None)
+        found, fix = (hw if isinstance(hw, list) else [hw] if hw else []), hint
+    elif (folder / TRAINED_ON).exists():
+        path, fix = folder / TRAINED_ON, "written by `tlm train sft`: run it again to rewrite it"
+        found = read_json(path, fix, list)
+    elif (folder.parent / "target.json").exists():
+        path = folder.parent / "target.json"
+        fix = "the hardware of the run, written by `tlm train iterate`: restore it, or remove it if this folder is not an iterative run's"
+        found = [read_json(path, fix)]
+    else:
+        return []
+    if not all(isinstance(h, dict) for h in found):
+        raise UserError(f"{path}: its hardware is not a hardware description (an object) ({fix})")
+    return [{k: v for k, v in h.items() if k != "tvm"} for h in found]
 
 
 def shipped(hardware=None) -> Path:
-    """The shipped model for `hardware` (a Hardware; default this host): the data/model* folder whose
-    data was measured on exactly that hardware, else data/model. The prompt names the hardware, and a
-    model knows only the CPUs its data came from (results/archive/hardware-prompt-znver4/)."""
+    """The shipped model for `hardware` (a Hardware; default this host): the data/model-* folder whose
+    data was measured on exactly that hardware alone, else data/model (the model of every CPU the
+    project measured). The prompt names the hardware, and a model knows only the CPUs its data came
+    from (results/archive/hardware-prompt-znver4/)."""
     if hardware is None:
         from tlm_core.ir.target import detect_host
 
         hardware = detect_host()
     want = json.loads(hardware.to_json())
-    folders = [SHIPPED] + sorted(SHIPPED.parent.glob(SHIPPED.name + "-*"))
-    return next((f for f in folders if trained_for(f) == want), SHIPPED)
+    folders = sorted(SHIPPED.parent.glob(SHIPPED.name + "-*"))
+    return next((f for f in folders if trained_on(f) == [want]), SHIPPED)
 
 
 def trained_elsewhere(folder: str | Path, hardware) -> str | None:
-    """None when the model's demonstration data was measured on `hardware` (or it names none: a
-    pretrained or test model), else where it was, in words: its prompts for `hardware` are new to it."""
+    """None when the model's demonstration data holds programs measured on `hardware` (or it names
+    none: a pretrained or test model), else where it was, in words: its prompts for `hardware` are new to it."""
     from tlm_core.ir.target import describe, other_than
 
-    trained = trained_for(folder)
-    other = other_than([trained], hardware) if trained else []
-    if not other:
+    trained = trained_on(folder)
+    if not trained or json.loads(hardware.to_json()) in trained:
         return None
-    return (f"trained on programs measured on {other[0]}; this machine is "
+    return (f"trained on programs measured on {', '.join(other_than(trained, hardware))}; this machine is "
             f"{describe(json.loads(hardware.to_json()))}, which no prompt of its training named")
 
 

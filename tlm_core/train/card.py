@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from tlm_core.errors import read_json
 from tlm_core.ir.target import describe
 from tlm_core.provenance import provenance
@@ -24,12 +26,15 @@ def _summary(folder: Path) -> dict:
     return read_json(path, "written by `tlm train` at the end of a run: run it again to rewrite it") if path.exists() else {}
 
 
-def hardware_of(iterate_dir: str | Path | None, target) -> dict:
-    """The CPU a model is for: its iterative run's (a run measures on one machine), else `target`'s."""
+def hardware_of(iterate_dir: str | Path | None, target, model_dir: str | Path | None = None) -> list[dict]:
+    """The CPUs a model is for: its iterative run's (a run measures on one machine), else those its
+    SFT run was tuned on (`tlm train sft`'s hardware.json: one model for every CPU), else `target`'s."""
+    from tlm_core.model.checkpoint import trained_on
+
     run_cpu = Path(iterate_dir) / "target.json" if iterate_dir else None
     if run_cpu and run_cpu.exists():
-        return read_json(run_cpu, "the hardware of the run, written by `tlm train iterate`: restore it")
-    return json.loads(target.hardware.to_json())
+        return [read_json(run_cpu, "the hardware of the run, written by `tlm train iterate`: restore it")]
+    return (trained_on(model_dir) if model_dir else []) or [json.loads(target.hardware.to_json())]
 
 
 def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterate_dir: str | Path | None,
@@ -48,6 +53,8 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
                 continue
             if _summary(d):
                 rounds.append({"model": d.name, **_summary(d)})
+    elif _summary(model_dir).get("stage") == "sft":  # one SFT run (`tlm train sft`) made it
+        rounds.append({"model": model_dir.name, **_summary(model_dir)})
     # Measuring wall time, where every round of the model's history logged it (runs before 2026-11-30 did not).
     markers = [read_json(m, "a round's marker, written by `tlm train iterate`: run it again to rewrite it")
                for m in sorted(Path(iterate_dir).glob("round-*.measured"))
@@ -56,9 +63,10 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
                  if markers and all("seconds" in m for m in markers) else None)
     conv_path = Path(iterate_dir) / "convergence.jsonl" if iterate_dir else None
     convergence = read_convergence(conv_path) if conv_path and conv_path.exists() else []
-    # Only records timed on the model's CPU taught it; the store may hold other CPUs'.
-    hardware = hardware_of(iterate_dir, target)
-    records = timed_on(records, hardware)
+    # Only records timed on the model's CPUs taught it; the store may hold other CPUs'.
+    hardware = hardware_of(iterate_dir, target, model_dir)
+    per_cpu = [(h, timed_on(records, h)) for h in hardware]
+    records = pd.concat([r for _, r in per_cpu]) if len(per_cpu) > 1 else per_cpu[0][1]
     ok = records[records.status == "ok"]
     # A run goes on after the round that made the model: what the model saw is its round's point.
     seen = next((c for c in convergence if last is not None and c["round"] == last), None)
@@ -69,7 +77,7 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
             shutil.copy2(model_dir / name, to / name)
     facts = {
         "model_dir": str(model_dir),
-        "hardware": hardware,
+        "hardware": hardware[0] if len(hardware) == 1 else hardware,
         "pretrain": pre,
         "sft_rounds": rounds,
         "measured_programs": seen["programs"] if seen else len(records),
@@ -77,7 +85,8 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
         # Records of integer-input subgraphs timed on older measurement inputs: kept, not used.
         "measured_stale": int(records["stale"].sum()) if "stale" in records else 0,
         "measured_subgraphs": int(records.task_hash.nunique()),
-        "measured_on": [{"hardware": hardware, "programs": seen["programs"] if seen else len(records)}],
+        "measured_on": ([{"hardware": hardware[0], "programs": seen["programs"]}] if seen else
+                        [{"hardware": h, "programs": len(r)} for h, r in per_cpu]),
         "convergence": [c for c in convergence if last is None or c["round"] <= last],
         "training_hours": round((pre.get("seconds", 0) + sum(r.get("seconds", 0) for r in rounds)) / 3600, 2),
         "measuring_hours": measuring,
@@ -103,7 +112,8 @@ def _card(f: dict) -> str:
         "license: apache-2.0",
         "tags: [tensor-compiler, tvm, metaschedule, tlm, gpt2]",
         "---",
-        "# TLM `small` model for the CPU its demonstration data was measured on",
+        (f"# TLM `small` model for the {len(f['hardware'])} CPUs its demonstration data was measured on"
+         if isinstance(f.get("hardware"), list) else "# TLM `small` model for the CPU its demonstration data was measured on"),
         "",
         "A GPT-2 (Hugging Face `GPT2LMHeadModel`) that writes the decisions of TVM MetaSchedule schedules in",
         "the project's tensor language. Load it with `AutoModelForCausalLM.from_pretrained` (the tokenizer is",
@@ -155,8 +165,9 @@ def _card(f: dict) -> str:
         "## How it was made",
         "",
         "`tlm train pretrain` (loss on decision values only, prompt-shared batches), `tlm train collect`",
-        "(random programs of every training subgraph measured on this machine), `tlm train iterate` (generate ->",
-        "measure -> SFT, measuring overlapping training), then `tlm train ship`. Test-workload subgraphs",
+        "(random programs of every training subgraph measured on a machine), `tlm train iterate` (generate ->",
+        "measure -> SFT, measuring overlapping training) or `tlm train sft` (the fastest measured program of",
+        "each training subgraph on each CPU), then `tlm train ship`. Test-workload subgraphs",
         "(structural hash) are in none of the training data.",
         "",
         "## On another CPU",
@@ -165,10 +176,10 @@ def _card(f: dict) -> str:
         "On a CPU not listed under *measured on*, those tokens are new to the model and its choices are out",
         "of distribution: `python -m benchmarks.hardware_prompt` measures, on the host, the greedy programs",
         "written for its own hardware tokens beside those written for a CPU the model knows (the Zen 3",
-        "model on a Zen 4 host: results/archive/hardware-prompt-znver4/). So the project ships a model per",
-        "CPU it has measured (data/model, data/model-<mcpu>), and `tlm` uses the one whose data was",
-        "measured on the host's exact hardware, else data/model. For a new CPU: `tlm train collect` and",
-        "`tlm train iterate` on it, then `tlm train ship --to data/model-<mcpu>`.",
+        "model on a Zen 4 host: results/archive/hardware-prompt-znver4/). `tlm` uses the data/model-<mcpu>",
+        "model whose data was measured on the host's exact hardware alone, where one won a sitting there,",
+        "else data/model. For a new CPU: `tlm train collect` and `tlm train iterate` on it, then",
+        "`tlm train ship --to data/model-<mcpu>`.",
         "",
     ]
     return "\n".join(lines)

@@ -319,6 +319,11 @@ def without_cpu(df, mcpu: str):
     return df[cpus != mcpu].reset_index(drop=True)
 
 
+def cpus_of(df) -> list[dict]:
+    """The hardware (as dicts) of every CPU the records were timed on, in a stable order."""
+    return [json.loads(t) for t in sorted(set(df.target))] if len(df) else []
+
+
 def load_records(source: str | Path):
     """Measured records from a record-store folder or an exported parquet file."""
     source = Path(source)
