@@ -199,6 +199,27 @@ def test_plot_command_refuses_an_unknown_name(capsys):
     assert "unknown tabel2" in capsys.readouterr().err
 
 
+def test_a_table_on_a_cpu_with_its_own_log_reads_it_and_says_so(tmp_path, monkeypatch, host):
+    """`search --own-cpu` keeps a log per CPU (data/baselines/TABLE-METHOD-MCPU); a table run on that
+    CPU reads it rather than the shared one (unless --shared-log), and its header says so."""
+    from benchmarks.reproduce.render import markdown
+
+    monkeypatch.setattr(searchlog, "data_dir", lambda: tmp_path)
+    spec, cpu = TABLES["table3"], host.hardware.mcpu
+    assert searchlog.own_cpu(host) == cpu
+    assert searchlog.table_log(spec, host) is None  # no log of this CPU's: the shared one
+    own = searchlog.log_dir(spec, cpu)
+    assert own == tmp_path / "baselines" / f"table3-metaschedule-{cpu}" != searchlog.log_dir(spec)
+    own.mkdir(parents=True)
+    (own / "search.json").write_text(json.dumps({"trials": 64, "segments": []}))
+    assert searchlog.table_log(spec, host) == cpu and searchlog.table_log(spec, host, shared=True) is None
+    assert searchlog.log_info(spec, cpu)["trials"] == 64 and searchlog.log_info(spec)["trials"] == 0
+    prov = {"scale": "default", "subgraphs": 40, "cpu": "x", "target": {"mcpu": cpu}, "git_commit": "0" * 10,
+            "date": "2026-12-02", "baseline_log_machine": "this machine", "baseline_log_folder": str(own)}
+    head = markdown(spec, [{"row": "tlm@1", "column": "metaschedule@64", "overall_speedup": 1.0}], prov)
+    assert "searched on this machine's CPU: its programs were chosen by this CPU's own timings" in head
+
+
 def test_a_log_searched_on_another_cpu_says_so(host):
     """The shipped search logs name the machine they were searched on; on another CPU the table says
     its baseline programs were chosen (and its search seconds timed) there."""
