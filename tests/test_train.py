@@ -226,11 +226,12 @@ def test_one_model_for_every_cpu_ships_with_each_cpus_programs_and_replaces_a_mo
 @pytest.mark.parametrize("folder", sorted((REPO_ROOT / "data").glob("model*")), ids=lambda p: p.name)
 def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder):
     """Every shipped model (data/model, data/model-<mcpu>) loads with transformers, holds the weights of
-    the iterative run's model it names, and its card's numbers are that run's: the programs it saw are
-    the run's convergence point for its round, the card is rebuilt from training.json alone."""
+    the run's model it names, and its card's numbers are that run's: the programs an iterative run's
+    model saw are the run's convergence point for its round; an SFT run's (a model of every CPU)
+    are the records of the CPUs it was tuned on, each counted; the card is rebuilt from training.json alone."""
     from transformers import AutoModelForCausalLM
 
-    from tlm_core.train import card
+    from tlm_core.train import card, demonstrations
     from tlm_core.train.iterate import read_convergence
 
     facts = json.loads((folder / "training.json").read_text())
@@ -238,9 +239,17 @@ def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder
     assert (folder / "model.safetensors").read_bytes() == (made_by / "model.safetensors").read_bytes()
     loaded = AutoModelForCausalLM.from_pretrained(folder)
     assert loaded.num_parameters() == facts["pretrain"]["parameters"]
-    round_ = int(made_by.name.split("-")[1])
-    point = next(c for c in read_convergence(made_by.parent / "convergence.jsonl") if c["round"] == round_)
-    assert facts["measured_programs"] == point["programs"]
+    if (made_by.parent / "convergence.jsonl").exists():  # a model of an iterative run
+        round_ = int(made_by.name.split("-")[1])
+        point = next(c for c in read_convergence(made_by.parent / "convergence.jsonl") if c["round"] == round_)
+        assert facts["measured_programs"] == point["programs"]
+    else:  # one SFT run on the records of several CPUs
+        assert facts["sft_rounds"] == [{"model": made_by.name, **json.loads((made_by / "summary.json").read_text())}]
+        assert M.trained_on(folder) == M.trained_on(made_by) and len(M.trained_on(folder)) > 1
+        records = demonstrations.load_records(demonstrations.EXPORT)
+        counts = [int((records.target == json.dumps(m["hardware"], sort_keys=True)).sum()) for m in facts["measured_on"]]
+        assert [m["programs"] for m in facts["measured_on"]] == counts and all(counts)
+        assert facts["measured_programs"] == sum(counts)
     assert (folder / "README.md").read_text() == card._card(facts)
     if folder.name != "model":  # a CPU's own model is the default exactly there
         assert M.trained_on(folder) == [json.loads((made_by.parent / "target.json").read_text())]
