@@ -220,6 +220,16 @@ def test_a_table_on_a_cpu_with_its_own_log_reads_it_and_says_so(tmp_path, monkey
     assert "searched on this machine's CPU: its programs were chosen by this CPU's own timings" in head
 
 
+def test_search_conditions_come_from_each_segments_load_average():
+    """A segment that ended with the load above its machine's cores was searched beside other work."""
+    from benchmarks.reproduce.metrics import search_conditions
+
+    seg = {"provenance": {"target": {"num_cores": 2}}}
+    assert search_conditions({"segments": [{**seg, "load_average": [2.1, 2, 2]}]}) == ["alone"]
+    assert search_conditions({"segments": [{**seg, "load_average": [2.1, 2, 2]}, {**seg, "load_average": [3.9, 3, 2]},
+                                           {"trials": 64}]}) == ["alone", "beside other work", "unknown"]
+
+
 def test_a_log_searched_on_another_cpu_says_so(host):
     """The shipped search logs name the machine they were searched on; on another CPU the table says
     its baseline programs were chosen (and its search seconds timed) there."""

@@ -74,6 +74,19 @@ def weighted(tasks, lat: dict) -> float | None:
     return weighted_sum([(t.weight, lat.get(t.hash)) for t in tasks])
 
 
+def search_conditions(info: dict) -> list[str]:
+    """How the log's segments were searched, in words: "alone" where the load average at a segment's
+    end was at most its machine's cores + 0.5 (the search's own builder and runner), else "beside
+    other work" (its seconds per trial, the claims' baseline time, are inflated); "unknown" for
+    segments written before the load was recorded."""
+    def one(seg: dict) -> str:
+        load, cores = seg.get("load_average"), (seg.get("provenance", {}).get("target") or {}).get("num_cores")
+        if not load or not cores:
+            return "unknown"
+        return "alone" if load[0] <= cores + 0.5 else "beside other work"
+    return sorted({one(seg) for seg in info.get("segments", [])})
+
+
 def claims(spec, scale, tasks, methods, rows, points, plan, roller) -> dict:
     """The 61x (time to equal performance) and 2.25x (performance at equal time) claims of this run."""
     out: dict = {"table": spec.name, "scale": scale.name, "baseline": spec.baseline}
@@ -98,8 +111,7 @@ def claims(spec, scale, tasks, methods, rows, points, plan, roller) -> dict:
         "value": None if reached is None else round(search_seconds(reached) / tlm_row["compile_seconds"], 2),
         "lower_bound": None if reached is not None else round(search_seconds(max(points)) / tlm_row["compile_seconds"], 2),
         "baseline_seconds_per_trial": round(plan["seconds_per_trial"], 3),
-        "baseline_search_conditions": sorted({seg["provenance"].get("machine_load", "alone")
-                                              for seg in plan["info"]["segments"]}),
+        "baseline_search_conditions": search_conditions(plan["info"]),
         "baseline_searched_on": plan.get("elsewhere") or "this machine",
         "note": ("baseline time = per subgraph, its trials up to that many x the wall seconds per committed trial "
                  "(search, builds, runs) of the log's segment that searched them; "
