@@ -123,22 +123,23 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     prov = json.loads((found.parent / "provenance.json").read_text())
     ok = rows[rows.status == "ok"]
     workloads = list(dict.fromkeys(rows.workload))
-    methods = list(dict.fromkeys(ok.method))
+    # One bar per (method, budget): a method may be run at several budgets (TLM at 10 and 64).
+    series = list(dict.fromkeys(zip(ok.method, ok.budget.where(ok.budget.notna(), None))))
     # A second panel with each method's compile time (search or generation, builds, measurements)
     # where the run has them: a latency is only half of a tuning method's result.
     panels = ["latency_ms"] + (["compile_seconds"] if "compile_seconds" in ok and ok.compile_seconds.notna().any()
                                else [])
     plt = _plt()
     fig, axes = plt.subplots(len(panels), 1, figsize=(4 + 1.6 * len(workloads), 3.4 * len(panels)), squeeze=False)
-    width = 0.8 / max(1, len(methods))
+    width = 0.8 / max(1, len(series))
     for ax, col in zip(axes[:, 0], panels):
-        for j, m in enumerate(methods):
-            vals = [ok[(ok.workload == w) & (ok.method == m)][col] for w in workloads]
+        for j, (m, b) in enumerate(series):
+            same = (ok.method == m) & (ok.budget.isna() if b is None else ok.budget == b)
+            vals = [ok[same & (ok.workload == w)][col] for w in workloads]
             ys = [v.iloc[0] if len(v) else float("nan") for v in vals]
-            label = LABELS.get(m, m) if ok[ok.method == m].budget.isna().all() else \
-                f"{LABELS.get(m, m)} (budget {int(ok[ok.method == m].budget.iloc[0])})"
+            label = LABELS.get(m, m) if b is None else f"{LABELS.get(m, m)} (budget {int(b)})"
             ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
-        ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(workloads))], workloads)
+        ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(workloads))], workloads)
         ax.set_ylabel({"latency_ms": "end-to-end latency (ms)", "compile_seconds": "compile time (s)"}[col])
         finite = ok[col].dropna()
         if len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades

@@ -19,6 +19,14 @@ def matmul(n: int = 256, m: int | None = None, k: int | None = None) -> Task:
     return Task.from_mod(f"matmul_{n}x{m}x{k}", tvm.IRModule({"main": te.create_prim_func([a, b, c])}))
 
 
+def weighted_matmul(n: int = 128) -> Task:
+    """`matmul` with B marked a layout-free weight, as task extraction marks a model's constants: a
+    schedule may then re-lay B out in the order it reads it (MetaSchedule's RewriteLayout)."""
+    task = matmul(n)
+    func = task.mod["main"].with_attr("layout_free_buffers", [1])
+    return Task.from_mod(f"weighted_matmul_{n}", tvm.IRModule({"main": func}))
+
+
 def scale_add(n: int = 1024) -> Task:
     """D = A * 2 + 1 through an intermediate buffer (two blocks, so a schedule can corrupt the middle)."""
     a = te.placeholder((n,), name="A")

@@ -413,7 +413,7 @@ def test_a_corrupt_task_cache_entry_is_extracted_again(tmp_path, monkeypatch, ca
     capsys.readouterr()
     rc = main(["tasks", "--module", f"{module}:fn", "--json"])
     out = capsys.readouterr()
-    assert rc == 0 and [t["name"] for t in json.loads(out.out)] == ["fused_matmul_add"]
+    assert rc == 0 and [t["name"] for t in json.loads(out.out)] == ["fused_matmul_add1"]
     assert f"task cache {entry} is unreadable" in out.err and "extracting the tasks again" in out.err
     assert json.loads(entry.read_text())["tasks"]  # rewritten whole
     capsys.readouterr()

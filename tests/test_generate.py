@@ -176,7 +176,7 @@ def test_static_and_live_walks_generate_the_same(tiny, bert, host, monkeypatch):
     """A static sketch read from the trace asks exactly what the live schedule asks."""
     import tlm_core.model.generate as gen
 
-    task, space = _task(bert, "matmul1")
+    task, space = _task(bert, "matmul11")
     static = generate(tiny, task, space, host.hardware, 12, seed=5)
     monkeypatch.setattr(gen, "_is_static", lambda space, sketch: False)
     live = generate(tiny, task, space, host.hardware, 12, seed=5)

@@ -43,6 +43,23 @@ def test_random_schedules_compute_the_same_numbers(mm, host, tmp_path):
     assert all(r["max_rel_err"] < 1e-4 and r["latency_s"] > 0 and len(r["latencies_s"]) == 2 for r in recs)
 
 
+def test_rewritten_weight_layouts_are_checked_and_timed_on_their_own_shapes(host, tmp_path):
+    """A schedule that re-lays a weight out is checked with the rewrite inside (the task's signature,
+    against the unscheduled reference) and timed without it, on a weight of the rewritten shape (as
+    the compiled model runs it, the rewrite folded into the constant)."""
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    task = kernels.weighted_matmul(128)
+    scheds = sample_random(design_space(task, host), 6, seed=1)
+    shapes = [[int(d) for d in RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(s.mod)["main"].params[1].shape]
+              for s in scheds]
+    assert any(shape != [128, 128] for shape in shapes), shapes  # RewriteLayout changed B's layout
+    with Measurer(host, tmp_path, FAST) as m:
+        recs = m.measure([Candidate(task, trace_to_json(s.trace), "test", "random") for s in scheds])
+    assert [r["status"] for r in recs] == ["ok"] * 6, [r["error"] for r in recs]
+    assert all(r["max_rel_err"] < 1e-4 and r["latency_s"] > 0 for r in recs)
+
+
 def test_many_tasks_interleaved_keep_their_references(host, tmp_path):
     # The runner keeps only a few reference outputs; tasks that come back after others were checked
     # in between must still be checked against their own reference (a stale cache once broke this).

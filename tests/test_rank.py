@@ -16,7 +16,7 @@ from tlm_core.rank.records import Table
 
 SHIPPED = REPO_ROOT / "data" / "ranker"
 DEMOS = REPO_ROOT / "data" / "demonstrations" / "records.parquet"
-SMALL = ("fused_reshape1_add", "matmul1")  # an element-wise task and a batch matmul of bert_tiny
+SMALL = ("fused_reshape1_add1", "matmul11")  # an element-wise task and a batch matmul of bert_tiny
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +211,7 @@ def test_tlm_ranked_measures_exactly_its_budget_of_ranked_candidates(small_tasks
     method = get_method("tlm-ranked")
     assert method.available() == (True, "")
     fast = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=10, reference_timeout_s=60)
-    res = method.tune([small_tasks["matmul1"]], host, 2, tmp_path / "store", "bert_tiny", config=fast)
+    res = method.tune([small_tasks["matmul11"]], host, 2, tmp_path / "store", "bert_tiny", config=fast)
     notes = res.notes
     assert res.candidates == 2 and res.measured == 2 and res.failed == 0 and notes["invalid"] == 0, res
     assert res.tasks_without_record == [] and res.per_task[0]["candidates"] == 2

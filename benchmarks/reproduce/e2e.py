@@ -1,7 +1,7 @@
 """End to end (Figures 10 and 13, and `methods`: every method of the registry at one small budget):
 per workload and method, tune its subgraphs, compile the whole model and bench it beside PyTorch.
 A module of its own because it shares no measuring with the tables: each (workload, method) has its
-own record store, and e2e.csv is its only output besides provenance.
+own record store; e2e.csv and its summary table.md are its outputs, beside provenance.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     code_state()  # the commit this run starts from is the one its provenance names
     csv = out / "e2e.csv"
     done = pd.read_csv(csv).to_dict("records") if resume and csv.exists() else []
-    done_keys = {(r["workload"], r["method"].split("-")[0]) for r in done if r.get("status") == "ok"}
-    rows = [r for r in done if (r["workload"], r["method"].split("-")[0]) in done_keys]
+    done_keys = {_key(r) for r in done if r.get("status") == "ok"}
+    rows = [r for r in done if _key(r) in done_keys]
     def sidecar(finished: bool) -> dict:
         # Written with every row, so a stopped run's rows have their provenance too (finished: false).
         prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
@@ -46,10 +46,10 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     for name in spec.workloads[scale]:
         source = get_workload(name)
         for method, budgets in spec.methods:
-            if (name, method) in done_keys:
-                continue
             row = {"figure": spec.name, "scale": scale, "workload": name, "method": method,
                    "budget": budgets.get(scale)}
+            if _key(row) in done_keys or (row["budget"] is None and get_method(method).tunes_subgraphs):
+                continue  # measured before this resume, or a budget this scale does not run
             ok, why = get_method(method).available()
             if not ok:
                 rows.append({**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"})
@@ -59,7 +59,18 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
             pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)  # budgets stay integers on resume
             sidecar(finished=False)
     prov = sidecar(finished=True)
+    (out / "table.md").write_text(summary_markdown(rows, prov))
     return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
+
+
+def _key(row: dict) -> tuple:
+    """A row's (workload, method of the spec, budget): PyTorch's two rows are one entry of the spec, and
+    one method may be run at several budgets."""
+    import pandas as pd
+
+    method = "pytorch" if str(row["method"]).startswith("pytorch-") else row["method"]
+    budget = row.get("budget")
+    return row["workload"], method, None if budget is None or pd.isna(budget) else int(budget)
 
 
 def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resume: bool) -> list[dict]:
@@ -87,3 +98,60 @@ def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resu
              "measured": tuned["measured"], "failed": tuned["failed"],
              "weighted_latency_ms": tuned["weighted_latency_ms"],
              "untuned_subgraphs": len(res["untuned_subgraphs"])}]
+
+
+def summary_markdown(rows: list[dict], prov: dict) -> str:
+    """Per workload: PyTorch eager and inductor beside each tuned method and budget (latency, speedup
+    over eager and inductor, largest error), then how many workloads each beats eager and inductor on.
+    A failed or unavailable entry is shown as such and counts as not beating anything."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    workloads = list(dict.fromkeys(df.workload))
+    tuned = [k for k in dict.fromkeys(_key(r)[1:] for r in rows) if k[0] not in ("pytorch", "tensorrt")]
+
+    def get(w, method, budget=None):
+        hit = [r for r in rows if r["workload"] == w and r["method"] == method
+               and (budget is None or _key(r)[2] == budget)]
+        return hit[0] if hit else None
+
+    def ms(r):
+        return None if r is None or r.get("status") != "ok" or pd.isna(r.get("latency_ms")) else float(r["latency_ms"])
+
+    head = ["workload", "eager ms", "inductor ms"] + [f"{m}@{b} ms (x eager, x inductor)" for m, b in tuned] + \
+        ["max abs err vs eager"]
+    lines = [f"**{prov['figure']}** — scale `{prov['scale']}`, {prov['cpu']} "
+             f"({(prov.get('target') or {}).get('mcpu', '?')}), {prov['target'].get('num_cores')} cores, "
+             f"commit {str(prov.get('git_commit'))[:7]}, {str(prov.get('date'))[:10]}",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    wins = {k: [0, 0] for k in tuned}
+    for w in workloads:
+        eager, ind = ms(get(w, "pytorch-eager")), ms(get(w, "pytorch-inductor"))
+        cells = [w, _fmt(eager, get(w, "pytorch-eager")), _fmt(ind, get(w, "pytorch-inductor"))]
+        errs = []
+        for m, b in tuned:
+            r = get(w, m, b)
+            lat = ms(r)
+            if lat is None:
+                cells.append(_fmt(None, r))
+                continue
+            errs.append(r.get("max_abs_err"))
+            wins[(m, b)][0] += eager is not None and lat < eager
+            wins[(m, b)][1] += ind is not None and lat < ind
+            ratio = [f"{x / lat:.2f}x" if x else "-" for x in (eager, ind)]
+            cells.append(f"{lat:.2f} ({ratio[0]}, {ratio[1]})")
+        errs = [float(e) for e in errs if e is not None and not pd.isna(e)]
+        cells.append(f"{max(errs):.1e}" if errs else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for (m, b), (e, i) in wins.items():
+        lines.append(f"- {m}@{b} is faster than PyTorch eager on {e} of {len(workloads)} workloads and than "
+                     f"inductor on {i} of {len(workloads)}")
+    lines.append("- speedups are PyTorch's latency over the tuned model's (above 1: the tuned model is faster)")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(latency, row) -> str:
+    if latency is not None:
+        return f"{latency:.2f}"
+    return "not run" if row is None else str(row.get("status"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tlm_core.cli.args import add_json, add_source
 from tlm_core.errors import UserError
-from tlm_core.eval.profile import profile
+from tlm_core.eval.profile import beside, profile, profile_pytorch
 from tlm_core.ui import emit_json, log
 
 
@@ -20,6 +20,9 @@ def cmd_profile(args) -> None:
     target = resolve_target(args.target)
     out = profile(source, args.db, target, runs=args.runs, threads=args.threads, flag=args.flag,
                   min_share=args.min_share)
+    if args.pytorch:
+        out["pytorch"] = profile_pytorch(source, runs=args.runs, threads=args.threads)
+        out["beside_pytorch"] = beside(out, out["pytorch"])
     if args.out:
         import json
 
@@ -29,7 +32,7 @@ def cmd_profile(args) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=2))
         sidecar = provenance(target, command="tlm profile", workload=source.name, db=args.db, runs=args.runs,
-                             threads=args.threads)
+                             threads=args.threads, pytorch=args.pytorch)
         Path(str(path) + ".provenance.json").write_text(json.dumps(sidecar, indent=2, default=str))
     if args.json:
         emit_json(out)
@@ -44,6 +47,12 @@ def cmd_profile(args) -> None:
               + ("  <-- slower in the model" if r["flag"] else ""))
     print(f"end to end {out['end_to_end_ms']:.3f} ms = kernels {out['kernels_ms']:.3f} + outside kernels "
           f"{out['outside_kernels_ms']:.3f}; measured latencies x calls {out['measured_sum_ms']:.3f} ms")
+    if args.pytorch:
+        print(f"\nbeside PyTorch eager's profiler (self CPU time of its ops: {out['pytorch']['ops_ms']:.3f} ms per run)")
+        print(f"{'operator class':<16} {'compiled ms':>11} {'pytorch ms':>10} {'ratio':>6}")
+        for r in out["beside_pytorch"]:
+            ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            print(f"{r['class']:<16} {r['tvm_ms']:>11.3f} {r['pytorch_ms']:>10.3f} {ratio:>6}")
     if out["not_called"]:
         log(f"not kernels in the model (the VM runs them as views): {', '.join(out['not_called'])}")
     if out["flagged"]:
@@ -63,6 +72,8 @@ def register(subparsers) -> None:
                    help="mark kernels whose in-model time per call exceeds their measured latency this many times")
     p.add_argument("--min-share", type=float, default=0.02,
                    help="...and whose excess over it is at least this fraction of the model's latency")
+    p.add_argument("--pytorch", action="store_true",
+                   help="also profile PyTorch eager (its own profiler) and compare per operator class")
     p.add_argument("--out", metavar="FILE.json", help="also write the profile there, with a provenance sidecar")
     add_json(p)
     p.set_defaults(func=cmd_profile)

@@ -53,7 +53,8 @@ def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[f
     started: list[float] = []
 
     def hook(_func, symbol, before, _ret, *_args):
-        symbol = str(symbol)
+        # A kernel whose weight layout was rewritten is split out as `<name>_prepacked` at compile time.
+        symbol = str(symbol).removesuffix("_prepacked")
         if symbol in names:
             if before:
                 started.append(time.perf_counter())
@@ -136,3 +137,54 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
             "tuned_subgraphs": built.summary["tuned"], "tasks": len(tasks),
             "flagged": [r["kernel"] for r in rows if r["flag"]],
             "not_called": [r["kernel"] for r in rows if r["calls"] == 0], "kernels": rows}
+
+
+# -- beside PyTorch ---------------------------------------------------------------------------------
+
+#: Operator classes, for comparing a compiled model's kernels with PyTorch's operators: the first
+#: pattern found in a fused kernel's name (its anchor op comes first) or in an aten op's name.
+OP_CLASSES = (("conv", ("conv",)), ("matmul", ("matmul", "addmm", "linear", "bmm", "dense", "_mm")),
+              ("attention", ("attention", "softmax")), ("norm", ("norm",)), ("pool", ("pool",)),
+              ("activation", ("gelu", "relu", "tanh", "sigmoid", "silu", "clamp")))
+
+
+def op_class(name: str) -> str:
+    """The operator class of a kernel or aten op name ("other" for copies, reshapes, elementwise)."""
+    low = name.lower().removeprefix("aten::").removeprefix("fused_")
+    first = {cls: min((low.find(p) for p in pats if p in low), default=-1) for cls, pats in OP_CLASSES}
+    found = [(i, cls) for cls, i in first.items() if i >= 0]
+    return min(found)[1] if found else "other"
+
+
+def profile_pytorch(source, runs: int = 20, threads: int = 0) -> dict:
+    """PyTorch eager's own profiler on the workload: self CPU time per aten op, per run (ms)."""
+    import torch
+
+    from tlm_core.eval.e2e import set_threads
+
+    set_threads(threads)
+    module, inputs = source.build()
+    with torch.no_grad():
+        for _ in range(3):  # warm-up: oneDNN primitives and allocator pools
+            module(*inputs)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            for _ in progress(range(runs), "pytorch profile runs", unit="run"):
+                module(*inputs)
+    ops = [{"op": e.key, "calls": round(e.count / runs, 2), "ms": round(e.self_cpu_time_total / 1e3 / runs, 4),
+            "class": op_class(e.key)} for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    ops.sort(key=lambda r: -r["ms"])
+    return {"runs": runs, "threads": torch.get_num_threads(), "ops_ms": round(sum(r["ms"] for r in ops), 4),
+            "ops": ops}
+
+
+def beside(tvm_profile: dict, torch_profile: dict) -> list[dict]:
+    """Per operator class: the compiled model's kernel time beside PyTorch eager's (ms per run)."""
+    classes: dict[str, dict] = defaultdict(lambda: {"tvm_ms": 0.0, "pytorch_ms": 0.0})
+    for r in tvm_profile["kernels"]:
+        classes[op_class(r["kernel"])]["tvm_ms"] += r["model_ms"]
+    for r in torch_profile["ops"]:
+        classes[r["class"]]["pytorch_ms"] += r["ms"]
+    rows = [{"class": c, "tvm_ms": round(v["tvm_ms"], 3), "pytorch_ms": round(v["pytorch_ms"], 3),
+             "ratio": round(v["tvm_ms"] / v["pytorch_ms"], 2) if v["pytorch_ms"] else None}
+            for c, v in classes.items()]
+    return sorted(rows, key=lambda r: -max(r["tvm_ms"], r["pytorch_ms"]))

@@ -211,8 +211,9 @@ class Measurer:
                     yield self._record(keys[r], cand, "build_error", res["error"], build_s=res["build_s"], **extra)
         for keys, _ in items:
             artifact = os.path.join(self._tmp, f"{keys[0]}.so")
-            if os.path.exists(artifact):
-                os.remove(artifact)
+            for path in (artifact, artifact + ".args.json"):  # the library, and its rewritten shapes if any
+                if os.path.exists(path):
+                    os.remove(path)
 
     def _call_runner(self, fn, args, timeout: float) -> tuple[str, dict | str]:
         """One call in the runner process: ("ok", result) or (failure kind, message)."""

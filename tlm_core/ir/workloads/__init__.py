@@ -10,7 +10,7 @@ import hashlib
 import importlib.util
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -41,6 +41,13 @@ class Workload:
         torch.manual_seed(0)
         module = builders()[self.builder](**{**dict(self.kwargs), **overrides})
         return module.eval(), example_inputs(self.inputs)
+
+    def layers(self, n: int) -> Workload:
+        """The `n`-layer build of a workload too big to build whole (its `repeat` rule), as a workload
+        of its own: built and run whole, its subgraphs are the full workload's (same hashes)."""
+        arg, _ = self.repeat
+        return replace(self, name=f"{self.name}-{n}{arg}", kwargs=(*self.kwargs, (arg, n)), repeat=None,
+                       description=f"{self.description} ({n} of its {arg})")
 
     def content_key(self) -> dict:
         """What the extracted tasks depend on (beside target and versions)."""
