@@ -185,6 +185,39 @@ def test_e2e_resume_keeps_finished_rows_and_runs_the_rest(tmp_path):
     assert list(again.method) == ["untuned", "tensorrt"]
 
 
+def test_e2e_runs_a_method_at_several_budgets_and_counts_its_wins(tmp_path):
+    """One method at two budgets is two entries (resumed apart, tlm apart from tlm-ranked); table.md puts
+    each beside PyTorch eager and inductor and counts the workloads it beats them on."""
+    from benchmarks.reproduce.e2e import _key
+    from benchmarks.tables import EndToEndSpec
+
+    spec = EndToEndSpec("figure13", "t", {"smoke": ("bert_tiny",)},
+                        (("untuned", {"smoke": 1}), ("untuned", {"smoke": 2}), ("untuned", {"default": 3}),
+                         ("pytorch", {}), ("tensorrt", {})))
+    row = {"figure": "figure13", "scale": "smoke", "workload": "bert_tiny", "status": "ok", "max_abs_err": 1e-6}
+    done = [{**row, "method": "untuned", "budget": 1, "latency_ms": 5.0},
+            {**row, "method": "untuned", "budget": 2, "latency_ms": 3.0},
+            {**row, "method": "pytorch-eager", "budget": None, "latency_ms": 4.0},
+            {**row, "method": "pytorch-inductor", "budget": None, "latency_ms": 2.5}]
+    pd.DataFrame(done).to_csv(tmp_path / "e2e.csv", index=False)
+    (tmp_path / "provenance.json").write_text(json.dumps({"git_commit": "earlier", "wall_seconds": 99.0}))
+    res = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True)  # nothing tuned again
+    # The run that measured the kept rows keeps its provenance inside the resumed run's.
+    assert json.loads((tmp_path / "provenance.json").read_text())["earlier_runs"] == [
+        {"git_commit": "earlier", "wall_seconds": 99.0}]
+    assert [_key(r) for r in res["rows"]][:4] == [_key(d) for d in done]
+    assert res["rows"][-1]["status"].startswith("unavailable:")  # tensorrt; untuned@3 is not a smoke entry
+    # Resumed again: every row is kept, in the spec's order (tensorrt's still unavailable here), none run.
+    again = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True)
+    assert [_key(r) for r in again["rows"]] == [_key(r) for r in res["rows"]]
+    table = (tmp_path / "table.md").read_text()
+    assert "| bert_tiny | 4.00 | 2.50 | 5.00 (0.80x, 0.50x) | 3.00 (1.33x, 0.83x) | 1.0e-06 |" in table
+    assert "untuned@1 is faster than PyTorch eager on 0 of 1 workloads and than inductor on 0 of 1" in table
+    assert "untuned@2 is faster than PyTorch eager on 1 of 1 workloads and than inductor on 0 of 1" in table
+    assert _key({"workload": "w", "method": "tlm", "budget": 10.0}) != _key({"workload": "w", "method": "tlm-ranked",
+                                                                             "budget": 10.0})
+
+
 def test_methods_spec_covers_the_registry():
     """The `methods` comparison runs every registered method (a new method cannot be left out silently)."""
     from tlm_core.methods import methods

@@ -32,14 +32,28 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     code_state()  # the commit this run starts from is the one its provenance names
     csv = out / "e2e.csv"
     done = pd.read_csv(csv).to_dict("records") if resume and csv.exists() else []
-    done_keys = {_key(r) for r in done if r.get("status") == "ok"}
-    rows = [r for r in done if _key(r) in done_keys]
+    # Kept on resume: measured rows, and rows of a method still unavailable here; a failed row runs again.
+    kept: dict[tuple, list[dict]] = {}
+    for r in done:
+        method = _key(r)[1]
+        if r.get("status") == "ok" or (str(r.get("status")).startswith("unavailable")
+                                       and not get_method(method).available()[0]):
+            kept.setdefault(_key(r), []).append(r)
+    rows: list[dict] = []
+    # A resumed run keeps the provenance of the runs before it (their commits and times measured the
+    # rows they left), newest last.
+    earlier = []
+    if done and (out / "provenance.json").exists():
+        before = json.loads((out / "provenance.json").read_text())
+        earlier = [*before.pop("earlier_runs", []), before]
+
     def sidecar(finished: bool) -> dict:
         # Written with every row, so a stopped run's rows have their provenance too (finished: false).
         prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                           methods=[[m, b] for m, b in spec.methods],
                           wall_seconds=round(time.perf_counter() - started, 1), resumed=bool(done),
-                          finished=finished, checkpoint=checkpoint_identity(checkpoint(target)))
+                          finished=finished, checkpoint=checkpoint_identity(checkpoint(target)),
+                          **({"earlier_runs": earlier} if earlier else {}))
         (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
         return prov
 
@@ -48,8 +62,11 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
         for method, budgets in spec.methods:
             row = {"figure": spec.name, "scale": scale, "workload": name, "method": method,
                    "budget": budgets.get(scale)}
-            if _key(row) in done_keys or (row["budget"] is None and get_method(method).tunes_subgraphs):
-                continue  # measured before this resume, or a budget this scale does not run
+            if row["budget"] is None and get_method(method).tunes_subgraphs:
+                continue  # a budget this scale does not run
+            if _key(row) in kept:  # measured before this resume: its rows, in the spec's order
+                rows += kept.pop(_key(row))
+                continue
             ok, why = get_method(method).available()
             if not ok:
                 rows.append({**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"})
@@ -58,6 +75,8 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
                 rows += _e2e_rows(row, source, method, out, target, seed, resume)
             pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)  # budgets stay integers on resume
             sidecar(finished=False)
+    rows += [r for entry in kept.values() for r in entry]  # entries the spec no longer has: never dropped
+    pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)
     prov = sidecar(finished=True)
     (out / "table.md").write_text(summary_markdown(rows, prov))
     return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
