@@ -124,7 +124,7 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
     ok = rows[rows.status == "ok"]
     workloads = list(dict.fromkeys(rows.workload))
     # One bar per (method, budget): a method may be run at several budgets (TLM at 10 and 64).
-    series = list(dict.fromkeys(zip(ok.method, ok.budget.where(ok.budget.notna(), None))))
+    series = list(dict.fromkeys(zip(ok.method, [None if pd.isna(b) else int(b) for b in ok.budget])))
     # A second panel with each method's compile time (search or generation, builds, measurements)
     # where the run has them: a latency is only half of a tuning method's result.
     panels = ["latency_ms"] + (["compile_seconds"] if "compile_seconds" in ok and ok.compile_seconds.notna().any()
