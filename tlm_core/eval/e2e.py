@@ -54,13 +54,13 @@ def tune_workload(source, method: str, budget: int, out_dir, target: ResolvedTar
 
 def relax_module(source):
     """(fused Relax IRModule, example inputs, torch module): the pipeline of task extraction."""
-    from tlm_core.ir.tasks import fused_relax
+    from tlm_core.ir.tasks import fused_relax, pipeline_of
 
     if source.repeat is not None:
         raise UserError(f"{source.name} is built with {source.repeat[1]} layers only by weight scaling "
                         "(too big to build whole): end-to-end compile is not supported for it")
     module, inputs = source.build()
-    mod = fused_relax(module, inputs)
+    mod = fused_relax(module, inputs, pipeline_of(source))
     return mod, inputs, module
 
 

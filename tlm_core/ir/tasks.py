@@ -28,6 +28,18 @@ from tlm_core.ui import log, progress
 #: each weight in the order its schedule reads it.
 PIPELINE_VERSION = 2
 
+#: The pipeline of the training subgraphs: every record in data/demonstrations (and the ranker's
+#: features, the held-out rule against the test subgraphs) was measured on tasks of version 1, so
+#: the training side extracts with it; version 2's subgraphs are new to the model (its NHWC
+#: convolutions above all) until demonstration data is measured on them.
+TRAINING_PIPELINE = 1
+
+
+def pipeline_of(source) -> int:
+    """The pipeline a workload's subgraphs are extracted and compiled with: the training data's for a
+    training workload (its records were measured on those tasks), the current one for the rest."""
+    return TRAINING_PIPELINE if getattr(source, "split", None) == "train" else PIPELINE_VERSION
+
 
 #: 2-D convolutions are converted to NHWC (Relax ConvertLayout) before legalization. MetaSchedule's CPU
 #: schedules of NHWC convolutions are much faster than of NCHW ones (vectors run along the channels):
@@ -93,12 +105,12 @@ def structural_hash(mod) -> str:
     return f"{tvm_ffi.structural_hash(mod) & (2**64 - 1):016x}"
 
 
-def cache_key(source: Workload | UserModule, target: ResolvedTarget) -> str:
-    """Content key of an extraction: model definition, target and versions."""
+def cache_key(source: Workload | UserModule, target: ResolvedTarget, pipeline: int = PIPELINE_VERSION) -> str:
+    """Content key of an extraction: model definition, target, versions and pipeline."""
     v = versions()
     payload = {"source": source.content_key(), "target": target.hardware.tvm_target_dict(),
-               "versions": [v["apache-tvm"], v["torch"], v["transformers"]], "pipeline": PIPELINE_VERSION,
-               "conv_layouts": CONV_LAYOUTS}
+               "versions": [v["apache-tvm"], v["torch"], v["transformers"]], "pipeline": pipeline,
+               **({"conv_layouts": CONV_LAYOUTS} if pipeline >= 2 else {})}
     return hashlib.sha256(canonical(payload).encode()).hexdigest()[:20]
 
 
@@ -106,9 +118,14 @@ def _cache_name(source: Workload | UserModule, key: str) -> str:
     return f"{source.name.replace(':', '_')}-{key}.json"
 
 
-def extract_tasks(source: Workload | UserModule, target: ResolvedTarget, use_cache: bool = True) -> list[Task]:
-    """The model's tuning tasks, heaviest first; cached by content."""
-    key = cache_key(source, target)
+def extract_tasks(source: Workload | UserModule, target: ResolvedTarget, use_cache: bool = True,
+                  pipeline: int | None = None) -> list[Task]:
+    """The model's tuning tasks, heaviest first; cached by content. `pipeline`: the version of
+    `fused_relax`, by default `pipeline_of(source)`."""
+    pipeline = pipeline_of(source) if pipeline is None else pipeline
+    if pipeline not in (1, 2):
+        raise ValueError(f"pipeline {pipeline}: versions 1 and 2 exist")
+    key = cache_key(source, target, pipeline)
     name = _cache_name(source, key)
     if use_cache:
         for folder in (data_dir() / "tasks", cache_dir() / "tasks"):
@@ -118,9 +135,9 @@ def extract_tasks(source: Workload | UserModule, target: ResolvedTarget, use_cac
                     return tasks
     start = time.perf_counter()
     if source.repeat is None:
-        tasks = _extract_model(*source.build(), target)
+        tasks = _extract_model(*source.build(), target, pipeline)
     else:
-        tasks = _extract_repeated(source, target)
+        tasks = _extract_repeated(source, target, pipeline)
     tasks.sort(key=lambda t: (-t.flops * t.weight, t.name))
     out = cache_dir() / "tasks" / name
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,15 +168,15 @@ def _read(path: Path, key: str) -> list[Task] | None:
     return tasks
 
 
-def _extract_repeated(source: Workload, target: ResolvedTarget) -> list[Task]:
+def _extract_repeated(source: Workload, target: ResolvedTarget, pipeline: int) -> list[Task]:
     """Tasks of a model too big to build whole: weights from 1- and 2-layer builds, scaled.
 
     A task's weight in an L-layer model is w1 + (L - 1) * (w2 - w1): what one more layer adds,
     times the extra layers; embedding and head tasks (w2 == w1) keep their weight.
     """
     arg, layers = source.repeat
-    one = {t.hash: t for t in _extract_model(*source.build(**{arg: 1}), target)}
-    two = {t.hash: t for t in _extract_model(*source.build(**{arg: 2}), target)}
+    one = {t.hash: t for t in _extract_model(*source.build(**{arg: 1}), target, pipeline)}
+    two = {t.hash: t for t in _extract_model(*source.build(**{arg: 2}), target, pipeline)}
     out = []
     for h, t in two.items():
         w1 = one[h].weight if h in one else 0
@@ -167,10 +184,11 @@ def _extract_repeated(source: Workload, target: ResolvedTarget) -> list[Task]:
     return out
 
 
-def fused_relax(module, inputs: tuple):
+def fused_relax(module, inputs: tuple, pipeline: int = PIPELINE_VERSION):
     """torch.export -> Relax -> legalize + fuse: the module whose fused PrimFuncs are the tasks.
 
     Task extraction and end-to-end compilation both use it, so their subgraphs match hash for hash.
+    Version 1 (the training data's) is legalize + fuse alone.
     """
     import torch
     import tvm
@@ -190,25 +208,25 @@ def fused_relax(module, inputs: tuple):
     # is marked layout-free. A schedule may
     # then re-lay a weight out in the order it reads it (RewriteLayout); `compile` splits that
     # re-layout out of the kernel and folds it into the constant, so it costs nothing per inference.
+    fuse = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(),
+            relax.transform.FuseOps(), relax.transform.FuseTIR()]
+    if pipeline == 1:
+        return tvm.transform.Sequential(fuse)(mod)
     return tvm.transform.Sequential([
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),
         relax.transform.ConvertLayout(CONV_LAYOUTS),
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
+        *fuse,
         relax.transform.AttachAttrLayoutFreeBuffers(),
     ])(mod)
 
 
-def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
+def _extract_model(module, inputs: tuple, target: ResolvedTarget, pipeline: int) -> list[Task]:
     import tvm
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
-    mod = fused_relax(module, inputs)
+    mod = fused_relax(module, inputs, pipeline)
     tasks: dict[str, Task] = {}
     for ext in ms.relax_integration.extract_tasks(mod, target.tvm):
         task_mod = ext.dispatched[0]
@@ -223,10 +241,12 @@ def _extract_model(module, inputs: tuple, target: ResolvedTarget) -> list[Task]:
 
 
 def held_out_hashes(target: ResolvedTarget) -> set[str]:
-    """Structural hashes of every task of the Table-1 test workloads (the held-out set)."""
+    """Structural hashes of every task of the Table-1 test workloads (the held-out set), extracted with
+    the training pipeline: the hashes the training tasks are compared with are of the same version."""
     from tlm_core.ir.workloads.zoo import TEST
 
-    return {t.hash for w in progress(TEST, "test workloads") for t in extract_tasks(w, target)}
+    return {t.hash for w in progress(TEST, "test workloads")
+            for t in extract_tasks(w, target, pipeline=TRAINING_PIPELINE)}
 
 
 def without_held_out(pairs: list[tuple[Workload | UserModule, Task]], target: ResolvedTarget,
