@@ -325,8 +325,8 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
 
     method "pytorch": PyTorch itself; "untuned": TVM default code for every subgraph; otherwise give
     db_dir (a record store written by `tlm tune`). `reports` says what `latency_ms` is: the whole
-    model run end to end, or (for a model too big to build whole here, such as LLaMA-7B's shapes) the
-    weighted sum of its subgraphs' measured latencies.
+    model run end to end, or (for a model too big to build whole here, such as LLaMA-7B's shapes) its
+    layer rule over 1- and 2-layer builds run end to end (`_by_layer_rule`).
     """
     import torch
 

@@ -205,9 +205,9 @@ def fused_relax(module, inputs: tuple, pipeline: int = PIPELINE_VERSION):
     # MetaSchedule's own CPU pipeline (relax.pipeline.static_shape_tuning_pipeline with
     # cpu_weight_prepack): batch norm becomes elementwise ops on constants (fused into the convolution's
     # epilogue), convolutions go to NHWC, then legalize and fuse, then every weight (a constant here)
-    # is marked layout-free. A schedule may
-    # then re-lay a weight out in the order it reads it (RewriteLayout); `compile` splits that
-    # re-layout out of the kernel and folds it into the constant, so it costs nothing per inference.
+    # is marked layout-free. A schedule may then re-lay a weight out in the order it reads it
+    # (RewriteLayout); `compile` splits that re-layout out of the kernel and folds it into the
+    # constant, so it costs nothing per inference.
     fuse = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(),
             relax.transform.FuseOps(), relax.transform.FuseTIR()]
     if pipeline == 1:

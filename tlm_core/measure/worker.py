@@ -57,6 +57,7 @@ def build(task_hash: str, mod_json: str, trace_json: str, target_json: str, arti
     import json
 
     import tvm
+    import tvm_ffi
     from tvm.s_tir import Schedule, Trace
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
@@ -65,16 +66,15 @@ def build(task_hash: str, mod_json: str, trace_json: str, target_json: str, arti
         sch = Schedule(_mod(task_hash, mod_json))
         Trace.apply_json_to_schedule(json.loads(trace_json), sch)
         # As MetaSchedule's default build: weight-layout rewrites are timed on pre-laid-out weights
-        # ("main", whose weight parameters then have the rewritten shapes; the model folds the rewrite
+        # ("main", whose weight parameters then take the rewritten layout; the model folds the rewrite
         # into its constants). The whole schedule, rewrite included, keeps the task's signature: it is
-        # built beside as "check", the function compared with the unscheduled reference.
+        # built beside as CHECK, the function compared with the unscheduled reference.
         mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
-        shapes = [[[int(d) for d in p.shape], str(p.dtype)] for p in mod["main"].params]
-        if shapes == [[[int(d) for d in p.shape], str(p.dtype)] for p in sch.mod["main"].params]:
-            shapes = None  # no weight was re-laid out
-        else:
-            func = mod["main"]
-            mod = tvm.IRModule({"main": func, CHECK: sch.mod["main"].with_attr("global_symbol", CHECK)})
+        shapes = None
+        # Compared whole, not by shapes: a rewrite may keep a weight's shape (a square transpose).
+        if not tvm_ffi.structural_equal(mod, sch.mod):
+            shapes = [[[int(d) for d in p.shape], str(p.dtype)] for p in mod["main"].params]
+            mod = tvm.IRModule({"main": mod["main"], CHECK: sch.mod["main"].with_attr("global_symbol", CHECK)})
         tvm.compile(mod, _target(target_json)).export_library(artifact)
     except Exception as exc:  # any failure of one candidate is that candidate's result
         return {"ok": False, "error": _error(exc), "build_s": time.perf_counter() - start}
@@ -101,7 +101,7 @@ def _rewritten_shapes(artifact: str) -> list | None:
         return json.load(f)
 
 
-def rng_fill(shape: list, dtype: str) -> np.ndarray:
+def _rng_fill(shape: list, dtype: str) -> np.ndarray:
     """A re-laid-out weight for timing: its values do not change a float kernel's time (integer
     inputs are never layout-free weights)."""
     return np.random.default_rng(0).uniform(-1.0, 1.0, shape).astype(dtype)
@@ -310,7 +310,7 @@ def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: b
             err = _max_rel_err([a.numpy() for a in args], after)
         shapes = _rewritten_shapes(artifact)
         if shapes is not None:
-            args = [a if list(a.shape) == shape else tvm.runtime.tensor(rng_fill(shape, dtype), dev)
+            args = [a if list(a.shape) == shape else tvm.runtime.tensor(_rng_fill(shape, dtype), dev)
                     for a, (shape, dtype) in zip(args, shapes)]
         timer = lib.time_evaluator("main", dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
         results = [float(x) for x in timer(*args).results]
