@@ -15,3 +15,16 @@ def host():
     from tlm_core.ir.target import resolve_target
 
     return resolve_target("host")
+
+
+@pytest.fixture(autouse=True)
+def _tvm_pool_size_restored():
+    """A Measurer, search or bench sets TVM_NUM_THREADS for the processes it starts: not for the next test."""
+    import os
+
+    before = os.environ.get("TVM_NUM_THREADS")
+    yield
+    if before is None:
+        os.environ.pop("TVM_NUM_THREADS", None)
+    else:
+        os.environ["TVM_NUM_THREADS"] = before

@@ -126,6 +126,54 @@ def test_store_survives_a_torn_line(tmp_path):
     assert sorted(r["key"] for r in store3) == ["a", "c"]
 
 
+def test_a_sealed_store_reads_the_same_records_and_takes_new_ones(tmp_path):
+    """`seal` gzips a finished store (and its big files) without losing a record; appends go on."""
+    import gzip
+
+    from tlm_core.errors import UserError
+    from tlm_core.measure.store import ARCHIVE, is_store, seal
+
+    store = RecordStore(tmp_path)
+    for i in range(50):
+        store.add({"key": f"k{i}", "trace": "x" * 500, "latency_s": i})
+    (tmp_path / "metaschedule-db").mkdir()
+    (tmp_path / "metaschedule-db" / "database_tuning_record.json").write_text("[1, 2]\n" * 4000)
+    before = {r["key"]: r for r in store}
+    info = seal(tmp_path, compress_over=1000)
+    assert not (tmp_path / "records.jsonl").exists() and (tmp_path / ARCHIVE).exists() and is_store(tmp_path)
+    assert info["bytes_after"] < info["bytes_before"] / 5 and info["records"] == 50
+    assert gzip.decompress((tmp_path / "metaschedule-db" / "database_tuning_record.json.gz").read_bytes()) == \
+        b"[1, 2]\n" * 4000
+    sealed = RecordStore(tmp_path)
+    assert {r["key"]: r for r in sealed} == before
+    sealed.add({"key": "new", "latency_s": 0.5})
+    sealed.add({"key": "k3", "latency_s": 99})  # already sealed: not added again
+    assert len(RecordStore(tmp_path)) == 51 and RecordStore(tmp_path).get("k3")["latency_s"] == 3
+    seal(tmp_path)  # a second seal merges the new record into the archive
+    assert len(RecordStore(tmp_path)) == 51 and not (tmp_path / "records.jsonl").exists()
+    (tmp_path / ARCHIVE).write_bytes(b"not gzip")
+    with pytest.raises(UserError, match="not a gzip file of records"):
+        RecordStore(tmp_path)
+
+
+def test_kernels_are_timed_on_a_thread_per_core_and_the_count_keys_the_record(mm, host, tmp_path):
+    """TVM's own default is half the logical CPUs on x86 (one thread on a 2-vCPU host): the harness
+    sets the pool to the target's cores, the record says what the kernel ran on, and a count other
+    than the one-thread of older records is part of the key."""
+    import dataclasses
+
+    cand = random_candidates(mm, host, 1)[0]
+    with Measurer(host, tmp_path / "all", FAST) as m:
+        rec, = m.measure([cand])
+    assert rec["status"] == "ok" and rec["threads"] == host.hardware.num_cores
+    spare = dataclasses.replace(FAST, spare_cores=1)
+    with Measurer(host, tmp_path / "spare", spare) as m1:
+        rec1, = m1.measure([cand])
+        assert (m1.key(cand) != m.key(cand)) == (host.hardware.num_cores > 1)  # only the count differs
+    assert rec1["status"] == "ok" and rec1["threads"] == spare.threads(host.hardware.num_cores)
+    assert spare.threads(host.hardware.num_cores) == max(1, host.hardware.num_cores - 1) and spare.threads(1) == 1
+
+
 RESUME_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})

@@ -58,7 +58,7 @@ def cmd_bench(args) -> None:
         raise UserError("--repeat must be at least 1")
     source = workloads.resolve(args.workload, args.module)
     if args.threads < 0:
-        raise UserError("--threads must be >= 0 (0 = the libraries' defaults)")
+        raise UserError("--threads must be >= 0 (0 = one per core of the target)")
     out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
                 inductor=not args.no_inductor, threads=args.threads)
     report(out, args)
@@ -96,6 +96,6 @@ def register(subparsers) -> None:
     p.add_argument("--repeat", type=int, default=10, help="timed runs; the median is reported")
     p.add_argument("--no-inductor", action="store_true", help="pytorch: skip torch.compile")
     p.add_argument("--threads", type=int, default=0,
-                   help="threads for PyTorch and the TVM runtime (0 = defaults: one per core)")
+                   help="threads for PyTorch and the TVM runtime (0 = one per core of the target)")
     add_json(p)
     p.set_defaults(func=cmd_bench)

@@ -15,13 +15,13 @@ def cmd_profile(args) -> None:
     from tlm_core.ir.target import resolve_target
 
     if args.threads < 0:
-        raise UserError("--threads must be >= 0 (0 = the TVM runtime's default)")
+        raise UserError("--threads must be >= 0 (0 = one per core of the target)")
     source = workloads.resolve(args.workload, args.module)
     target = resolve_target(args.target)
     out = profile(source, args.db, target, runs=args.runs, threads=args.threads, flag=args.flag,
                   min_share=args.min_share)
     if args.pytorch:
-        out["pytorch"] = profile_pytorch(source, runs=args.runs, threads=args.threads)
+        out["pytorch"] = profile_pytorch(source, runs=args.runs, threads=args.threads, cores=target.hardware.num_cores)
         out["beside_pytorch"] = beside(out, out["pytorch"])
     if args.out:
         import json
@@ -67,7 +67,7 @@ def register(subparsers) -> None:
     add_source(p)
     p.add_argument("--db", metavar="DIR", help="record store of `tlm tune` (omit: TVM default code everywhere)")
     p.add_argument("--runs", type=int, default=20, help="profiled runs of the model; medians per call")
-    p.add_argument("--threads", type=int, default=0, help="TVM runtime threads (0 = default: one per core)")
+    p.add_argument("--threads", type=int, default=0, help="TVM runtime (and PyTorch) threads (0 = one per core of the target)")
     p.add_argument("--flag", type=float, default=2.0,
                    help="mark kernels whose in-model time per call exceeds their measured latency this many times")
     p.add_argument("--min-share", type=float, default=0.02,

@@ -133,13 +133,15 @@ def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
     from tlm_core.ir.tasks import extract_tasks
+    from tlm_core.measure.store import is_store
     from tlm_core.methods import best_records
     from tlm_core.tvm_env import load_tensor_intrinsics
 
     load_tensor_intrinsics(target.kind)
     start = time.perf_counter()
-    if db_dir is not None and not (Path(db_dir) / "records.jsonl").exists():
-        raise UserError(f"--db {db_dir}: no record store there (records.jsonl); make one with `tlm tune`")
+    if db_dir is not None and not is_store(db_dir):
+        raise UserError(f"--db {db_dir}: no record store there (records.jsonl or its sealed .gz); make one with "
+                        "`tlm tune`")
     tasks = extract_tasks(source, target)
     best = best_records(db_dir, tasks) if db_dir is not None else {}
     if db_dir is not None and not best:
@@ -220,17 +222,28 @@ def _median_seconds(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _max_abs_err(got: list, want: list) -> float:
+def _errors(got: list, want: list) -> dict:
+    """The largest |got - eager| of any output (`max_abs_err`), and relative to that output's largest
+    |eager| (`max_rel_err`): a model whose outputs are tiny (MobileNet-V2 with random weights: logits
+    near 1e-24) passes any absolute bound, so both are reported."""
     import numpy as np
 
     if len(got) != len(want):
         raise RuntimeError(f"{len(got)} outputs where PyTorch gives {len(want)}")
-    worst = 0.0
+    worst_abs = worst_rel = 0.0
     for g, w in zip(got, want):
         if g.shape != w.shape:
             raise RuntimeError(f"output shape {g.shape} where PyTorch gives {w.shape}")
-        worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)), initial=0.0)))
-    return worst
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        diff = float(np.max(np.abs(g64 - w64), initial=0.0))
+        scale = float(np.max(np.abs(w64), initial=0.0))
+        worst_abs = max(worst_abs, diff)
+        worst_rel = max(worst_rel, diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")))
+    return {"max_abs_err": worst_abs, "max_rel_err": worst_rel}
+
+
+#: The two checks of every output against PyTorch eager's (`_errors`).
+ERRORS = ("max_abs_err", "max_rel_err")
 
 
 def _torch_reference(module, inputs):
@@ -240,19 +253,26 @@ def _torch_reference(module, inputs):
         return _leaves(module(*inputs))
 
 
-def set_threads(threads: int) -> None:
-    """Threads for PyTorch's intra-op pool and TVM's runtime pool (0: leave their defaults).
+def set_threads(threads: int, cores: int) -> dict:
+    """Threads for PyTorch's intra-op pool and TVM's runtime pool: `threads`, or (0) one per core of
+    the target, both alike. Returns what each pool then has.
 
-    On a shared machine this matters more than anything else: with as many threads as busy cores,
-    their spin-waits collapse (latencies tens of times longer than with one thread fewer).
+    TVM's own default is half the logical CPUs on x86 (one thread on a 2-vCPU host, where PyTorch takes
+    two), and its pool cannot grow once made: the count is set before the first kernel
+    (measure/threads.py). On a shared machine the count matters more than anything else: with as many
+    threads as busy cores, spin-waits collapse (latencies tens of times longer).
     """
-    if threads <= 0:
-        return
     import torch
-    import tvm
 
-    torch.set_num_threads(threads)
-    tvm.get_global_func("runtime.config_threadpool")(1, threads)  # 1 = big cores (all, on x86)
+    from tlm_core.measure.threads import use_threads
+
+    n = threads if threads > 0 else cores
+    torch.set_num_threads(n)
+    got = use_threads(n)
+    if got != n:
+        log(f"warning: the TVM runtime pool of this process was made earlier with {got} thread(s) and cannot grow "
+            f"to {n}: run in a fresh process")
+    return {"tvm_threads": got, "torch_threads": torch.get_num_threads()}
 
 
 def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) -> dict:
@@ -267,8 +287,7 @@ def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) ->
     args = [tvm.runtime.tensor(x.numpy(), dev) for x in inputs]
     got = _leaves(vm["main"](*args))
     seconds = _median_seconds(lambda: vm["main"](*args), repeat)
-    return {"latency_ms": round(seconds * 1e3, 4), "max_abs_err": _max_abs_err(got, want), "outputs": len(got),
-            "repeat": repeat}
+    return {"latency_ms": round(seconds * 1e3, 4), **_errors(got, want), "outputs": len(got), "repeat": repeat}
 
 
 def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
@@ -279,8 +298,8 @@ def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
     want = _torch_reference(module, inputs)
     with torch.no_grad():
         eager = _median_seconds(lambda: module(*inputs), repeat)
-    out = {"latency_ms": round(eager * 1e3, 4), "max_abs_err": 0.0, "eager_latency_ms": round(eager * 1e3, 4),
-           "repeat": repeat}
+    out = {"latency_ms": round(eager * 1e3, 4), "max_abs_err": 0.0, "max_rel_err": 0.0,
+           "eager_latency_ms": round(eager * 1e3, 4), "repeat": repeat}
     if inductor:
         try:
             t0 = time.perf_counter()
@@ -290,7 +309,7 @@ def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
                 compile_s = time.perf_counter() - t0
                 lat = _median_seconds(lambda: compiled(*inputs), repeat)
             out["inductor"] = {"latency_ms": round(lat * 1e3, 4), "compile_seconds": round(compile_s, 2),
-                               "max_abs_err": _max_abs_err(got, want)}
+                               **_errors(got, want)}
         except Exception as err:  # noqa: BLE001 - inductor needs a C++ compiler; report, do not fail
             out["inductor"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
     return out
@@ -328,10 +347,8 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
     model run end to end, or (for a model too big to build whole here, such as LLaMA-7B's shapes) its
     layer rule over 1- and 2-layer builds run end to end (`_by_layer_rule`).
     """
-    import torch
 
-    set_threads(threads)
-    common = {"workload": source.name, "threads": threads or None, "torch_threads": torch.get_num_threads()}
+    common = {"workload": source.name, **set_threads(threads, target.hardware.num_cores)}
     if source.repeat is not None:
         return _by_layer_rule(source, target, db_dir, method, repeat, inductor, common)
     if method == "pytorch":
@@ -369,14 +386,14 @@ def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, 
            "reports": f"layer rule: 1- and 2-{arg} builds run end to end, latency(1) + {layers - 1} x "
                       f"(latency(2) - latency(1)) for {layers} {arg}",
            "latency_ms": rule(one["latency_ms"], two["latency_ms"]),
-           "max_abs_err": max(one["max_abs_err"], two["max_abs_err"]), "layer_builds": {"1": one, "2": two}}
+           **{e: max(one[e], two[e]) for e in ERRORS}, "layer_builds": {"1": one, "2": two}}
     if method == "pytorch":
         out["eager_latency_ms"] = out["latency_ms"]
         ind1, ind2 = one.get("inductor", {}), two.get("inductor", {})
         if "latency_ms" in ind1 and "latency_ms" in ind2:
             out["inductor"] = {"latency_ms": rule(ind1["latency_ms"], ind2["latency_ms"]),
                                "compile_seconds": round(ind1["compile_seconds"] + ind2["compile_seconds"], 2),
-                               "max_abs_err": max(ind1["max_abs_err"], ind2["max_abs_err"])}
+                               **{e: max(ind1[e], ind2[e]) for e in ERRORS}}
         else:
             out["inductor"] = {"error": ind1.get("error") or ind2.get("error")}
     elif db_dir is not None:

@@ -90,7 +90,7 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
         raise UserError("--flag must be above 1 (a ratio of in-model to measured time)")
     if not 0 <= min_share < 1:
         raise UserError("--min-share must be in [0, 1) (a fraction of the end-to-end latency)")
-    set_threads(threads)
+    pools = set_threads(threads, target.hardware.num_cores)
     dev = tvm.cpu()
     with tempfile.TemporaryDirectory(prefix="tlm-profile-") as tmp:
         lib = Path(tmp) / "model.so"
@@ -129,7 +129,7 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
     kernels_ms = sum(r["model_ms"] for r in rows)
     measured_sum = sum(r["measured_ms"] * r["calls"] for r in rows if r["measured_ms"] is not None)
     return {"workload": source.name, "db": None if db_dir is None else str(db_dir), "runs": runs,
-            "threads": threads or None, "end_to_end_ms": round(end_to_end * 1e3, 4),
+            **pools, "end_to_end_ms": round(end_to_end * 1e3, 4),
             "kernels_ms": round(kernels_ms, 4),
             # What the VM adds between kernels (allocation, builtins, the hook): end to end minus kernels.
             "outside_kernels_ms": round(end_to_end * 1e3 - kernels_ms, 4),
@@ -156,13 +156,13 @@ def op_class(name: str) -> str:
     return min(found)[1] if found else "other"
 
 
-def profile_pytorch(source, runs: int = 20, threads: int = 0) -> dict:
+def profile_pytorch(source, runs: int = 20, threads: int = 0, cores: int = 0) -> dict:
     """PyTorch eager's own profiler on the workload: self CPU time per aten op, per run (ms)."""
     import torch
 
     from tlm_core.eval.e2e import set_threads
 
-    set_threads(threads)
+    set_threads(threads, cores or torch.get_num_threads())
     module, inputs = source.build()
     with torch.no_grad():
         for _ in range(3):  # warm-up: oneDNN primitives and allocator pools

@@ -48,11 +48,18 @@ class MeasureConfig:
     run_timeout_s: float = 15.0
     reference_timeout_s: float = 900.0  # the unscheduled program is naive loops: slow on big tasks
     batch: int = 16  # candidates built together before they are run
+    # Cores left to other work while timing: kernels run on (target cores - spare_cores) threads.
+    # 0 for tuning and tables; the demonstrations keep 1 (SFT holds a core beside them in `iterate`).
+    spare_cores: int = 0
 
     def key_fields(self) -> dict:
-        """The settings that change a measured number."""
+        """The settings that change a measured number (the thread count is keyed by the Measurer)."""
         return {"number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
                 "check": self.check}
+
+    def threads(self, cores: int) -> int:
+        """Threads a kernel is timed on, for a target of `cores` cores."""
+        return max(1, cores - self.spare_cores)
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,9 @@ class Measurer:
         self._target_json = json.dumps(target.hardware.tvm_target_dict(), sort_keys=True)
         self._hw = json.loads(target.hardware.to_json())
         builders = config.builders or os.cpu_count() or 1
-        init = (worker.init, (target.kind,))
+        self.threads = config.threads(target.hardware.num_cores)
+        # Each worker sets its TVM pool's size first thing (measure/threads.py), whatever its parent's.
+        init = (worker.init, (target.kind, self.threads))
         # Workers' TVM warnings and crash backtraces go to a log beside the records, not the terminal.
         self._log = open(self.store.folder / "workers.log", "ab")
         quiet = {"stdout": subprocess.DEVNULL, "stderr": self._log}
@@ -123,6 +132,8 @@ class Measurer:
                    "versions": [v["apache-tvm"], v["apache-tvm-ffi"]], "measure": self.config.key_fields()}
         if cand.task.integer_inputs:  # inputs change only their work (worker.INPUTS)
             payload["inputs"] = worker.INPUTS
+        if self.threads != 1:  # records made before the count was set were all one thread: their keys stay
+            payload["threads"] = self.threads
         if retime is not None:
             payload["retime"] = retime
         return hashlib.sha256(canonical(payload).encode()).hexdigest()[:32]
@@ -259,7 +270,7 @@ class Measurer:
                                 build_s=build_s, run_s=res["run_s"], max_rel_err=err)
         lat = res["latencies_s"]
         return self._record(key, cand, OK, "", build_s=build_s, run_s=res["run_s"], max_rel_err=err,
-                            latencies_s=lat, latency_s=float(sorted(lat)[len(lat) // 2]))
+                            latencies_s=lat, latency_s=float(sorted(lat)[len(lat) // 2]), threads=res["threads"])
 
     def _reference_file(self, task: Task) -> str:
         """Where the unscheduled program's outputs are kept: by task, target and compiler version."""
@@ -278,7 +289,7 @@ class Measurer:
                "target": self._hw, "trace": cand.trace, "latency_s": None, "latencies_s": [],
                "max_rel_err": None, "build_s": None, "run_s": None, "checked": self.config.check,
                "measure": dataclasses.asdict(self.config), "versions": versions(), "inputs": worker.INPUTS,
-               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+               "threads": self.threads, "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
         if cand.extra:
             rec.update(json.loads(cand.extra))
         rec.update(fields)

@@ -4,6 +4,11 @@ Every record is written with one `write` of a whole line under an exclusive lock
 a process killed at any point (kill -9 included) loses at most the line being written; a torn last
 line is dropped on the next open. Records are never rewritten: what was measured is never lost.
 
+A finished store may be sealed (`seal`): its records move into `records.jsonl.gz`, read-only, which
+the store reads before the plain file (appends go on in the plain file). A record store of a whole
+model's tuning is tens of MB of JSON, mostly schedule traces; gzip makes it a tenth of that, which
+is what lets measured stores ship in the repository.
+
 A line that is not a record (torn by a killed writer, then followed by later appends; or a file that
 is not a record store) is skipped and counted, and a warning says how many; a non-empty file of
 which no line is a record is not a record store, and opening it is a UserError.
@@ -12,6 +17,7 @@ which no line is a record is not a record store, and opening it is a UserError.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +27,8 @@ from tlm_core.errors import UserError
 from tlm_core.ui import log
 
 RECORDS = "records.jsonl"
+#: The sealed records of a store (`seal`), read before RECORDS.
+ARCHIVE = RECORDS + ".gz"
 
 #: Unreadable lines already reported by this process, per store file (each count is said once).
 _WARNED: dict[Path, int] = {}
@@ -43,6 +51,13 @@ class RecordStore:
         self._records: dict[str, dict] = {}
         self._offset = 0
         self._unreadable = 0
+        if (self.folder / ARCHIVE).exists():
+            try:
+                with gzip.open(self.folder / ARCHIVE, "rb") as f:
+                    self._read(f.read())
+            except (OSError, EOFError):
+                raise UserError(f"{self.folder / ARCHIVE}: not a gzip file of records (corrupt or truncated): "
+                                "move it away, or give another record store folder") from None
         self.refresh()
 
     def refresh(self) -> None:
@@ -52,6 +67,10 @@ class RecordStore:
         with open(self.path, "rb") as f:
             f.seek(self._offset)
             data = f.read()
+        self._offset += self._read(data)
+
+    def _read(self, data: bytes) -> int:
+        """Take the whole lines of `data`; returns how many bytes they span."""
         end = data.rfind(b"\n") + 1  # a line without its newline is still being written, or torn
         for line in data[:end].splitlines():
             try:
@@ -63,7 +82,10 @@ class RecordStore:
                 self._unreadable += bool(line.strip())
                 continue
             self._records.setdefault(rec["key"], rec)
-        self._offset += end
+        self._check()
+        return end
+
+    def _check(self) -> None:
         if self._unreadable and not self._records:
             raise UserError(f"{self.path}: none of its {self._unreadable} lines is a record (not a record store "
                             "a `tlm` command wrote, or corrupt): move it away, or give another record store folder")
@@ -127,3 +149,37 @@ def best_ok_per_task(items: Iterable, record: Callable | None = None, task: Call
         if h not in best or rec["latency_s"] < fastest[h]:
             best[h], fastest[h] = item, rec["latency_s"]
     return best
+
+
+def is_store(folder: str | Path) -> bool:
+    """Whether a folder holds a record store's records (plain or sealed)."""
+    return (Path(folder) / RECORDS).is_file() or (Path(folder) / ARCHIVE).is_file()
+
+
+def seal(folder: str | Path, compress_over: int = 1 << 20) -> dict:
+    """Move a finished store's records into its gzip archive (merged with any earlier one), and gzip
+    every other file of the folder over `compress_over` bytes (MetaSchedule's search database).
+
+    Nothing is lost: the archive is written whole beside, then moved over the old one, before the
+    plain file is removed; reading the store gives the same records before and after. Not for a
+    store another process is still writing to.
+    """
+    folder = Path(folder)
+    store = RecordStore(folder)
+    before = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if store.path.exists():
+        tmp = folder / (ARCHIVE + ".tmp")
+        with gzip.open(tmp, "wb", compresslevel=9) as f:
+            for rec in store:
+                f.write((json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode())
+        os.replace(tmp, folder / ARCHIVE)
+        store.path.unlink()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix != ".gz" and p.stat().st_size > compress_over:
+            with open(p, "rb") as src, gzip.open(p.with_name(p.name + ".gz.tmp"), "wb", compresslevel=9) as dst:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
+            os.replace(p.with_name(p.name + ".gz.tmp"), p.with_name(p.name + ".gz"))
+            p.unlink()
+    after = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return {"records": len(store), "bytes_before": before, "bytes_after": after}

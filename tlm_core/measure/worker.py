@@ -21,8 +21,12 @@ _REFERENCES: OrderedDict[str, tuple[list[np.ndarray], list[np.ndarray]]] = Order
 _MAX_REFERENCES = 4
 
 
-def init(target_kind: str) -> None:
-    """Worker initializer: import TVM and the target's tensor intrinsics once."""
+def init(target_kind: str, threads: int = 1) -> None:
+    """Worker initializer: the size of its TVM pool (before any kernel makes one), then TVM and the
+    target's tensor intrinsics, once."""
+    from tlm_core.measure.threads import runtime_threads
+
+    runtime_threads(threads)
     import tvm  # noqa: F401
 
     from tlm_core.tvm_env import load_tensor_intrinsics
@@ -314,7 +318,8 @@ def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: b
                     for a, (shape, dtype) in zip(args, shapes)]
         timer = lib.time_evaluator("main", dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
         results = [float(x) for x in timer(*args).results]
+        threads = int(tvm.get_global_func("runtime.NumThreads")())  # the pool the kernel ran on
     except Exception as exc:
         return {"ok": False, "error": _error(exc), "run_s": time.perf_counter() - start}
-    return {"ok": True, "error": "", "latencies_s": results, "max_rel_err": err,
+    return {"ok": True, "error": "", "latencies_s": results, "max_rel_err": err, "threads": threads,
             "run_s": time.perf_counter() - start}

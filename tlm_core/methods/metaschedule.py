@@ -135,10 +135,18 @@ class Tracker:
         return f"rpc tracker {self.host}:{self.port} key {self.key} ({servers} servers)"
 
 
-def _runner(rpc: Tracker | None):
-    """MetaSchedule's runner: local, or one session per RPC server of the tracker (same timing rules)."""
+def _runner(rpc: Tracker | None, cores: int):
+    """MetaSchedule's runner: local, or one session per RPC server of the tracker (same timing rules).
+
+    Local runner workers time kernels on a thread per core, as ours do: they inherit the pool size
+    from this process's environment when they start (measure/threads.py). An RPC server's pool is
+    its own: start it with TVM_NUM_THREADS set to its cores.
+    """
     from tvm.s_tir import meta_schedule as ms
 
+    from tlm_core.measure.threads import runtime_threads
+
+    runtime_threads(cores)
     timing = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100)
     if rpc is None:
         return ms.runner.LocalRunner(timeout_sec=30.0, evaluator_config=timing, initializer=_init_worker), "local"
@@ -171,7 +179,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     ]
     builder = ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1, timeout_sec=30.0, f_build=_fast_build,
                                       initializer=_init_worker)
-    runner, where = _runner(rpc)
+    runner, where = _runner(rpc, cores)
     database = ms.database.JSONDatabase(work_dir=work_dir)
     # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
     # subgraph early when its space runs out, so the bar can end short of its total).
@@ -189,6 +197,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     notes = {"builder": "MetaSchedule LocalBuilder with tlm's fast build function (CPU tensor intrinsics only)",
              "runner": f"MetaSchedule {'LocalRunner' if rpc is None else 'RPCRunner, ' + where} "
                        "(number=3, repeat=1, min_repeat_ms=100)",
+             "runner_threads": cores if rpc is None else "the RPC servers' own",
              "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "database": work_dir,
              "remeasured_per_task": REMEASURE}
     return database, notes
