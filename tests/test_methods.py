@@ -166,6 +166,23 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert flagged == {rec["task_hash"]}, prof["kernels"]
 
 
+def test_compiled_models_call_no_scalar_libm_transcendental(tmp_path):
+    """Pipeline 3: GELU, softmax and sigmoid use TVM's fast polynomial erf/exp. TVM lowers tir.erf and
+    tir.exp to libm's scalar erff/expf on llvm, which no schedule vectorizes; version 2 called both."""
+    import subprocess
+
+    from tlm_core.ir import tasks as T
+    from tlm_core.ir.target import resolve_target
+
+    assert T.PIPELINE_VERSION >= 3
+    lib = tmp_path / "bert_tiny.so"
+    e2e.compile_model(get_workload("bert_tiny"), None, lib, resolve_target("host"))
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", str(lib)], capture_output=True, text=True,
+                               check=True).stdout
+    called = {line.split()[-1].split("@")[0] for line in undefined.splitlines()}
+    assert not called & {"erff", "expf", "erf", "exp", "tanhf"}, called
+
+
 THREADS_SCRIPT = """
 import json, os
 os.environ.pop("TVM_NUM_THREADS", None)
