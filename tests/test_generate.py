@@ -84,7 +84,7 @@ def test_generated_programs_decode_and_apply_back(generated, host):
 
 def test_generated_programs_compute_the_same_numbers(generated, host, tmp_path):
     picks = []
-    for prefix, n in (("fused_matmul3_add4", 2), ("layer_norm", 1), ("fused_softmax", 1)):
+    for prefix, n in (("fused_matmul3_add4", 2), ("layer_norm", 1), ("fused_fast_softmax", 1)):
         task, _, res = next(g for g in generated if g[0].name.startswith(prefix))
         picks += [candidate("bert_tiny", task, "tlm", sch, p) for sch, p in res.programs[:n]]
     cfg = MeasureConfig(repeat=2, min_repeat_ms=1, build_timeout_s=60, run_timeout_s=10, reference_timeout_s=60,
@@ -101,7 +101,7 @@ def test_fast_location_domain_matches_the_reference(bert):
 
     rng = np.random.default_rng(0)
     checked = 0
-    for prefix in ("layer_norm", "fused_softmax", "fused_equal"):
+    for prefix in ("layer_norm", "fused_fast_softmax", "fused_equal"):
         task, space = _task(bert, prefix)
         for k in range(len(space.sketches)):
             sch = Schedule(task.mod)

@@ -133,12 +133,15 @@ def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
     from tlm_core.ir.tasks import extract_tasks
-    from tlm_core.measure.store import is_store
+    from tlm_core.measure.store import RECORDS, is_store
     from tlm_core.methods import best_records
     from tlm_core.tvm_env import load_tensor_intrinsics
 
     load_tensor_intrinsics(target.kind)
     start = time.perf_counter()
+    if db_dir is not None and (Path(db_dir) / RECORDS).exists() and not (Path(db_dir) / RECORDS).is_file():
+        raise UserError(f"{Path(db_dir) / RECORDS}: not a file (a record store's records are one JSON-lines "
+                        "file); point --db at a store made by `tlm tune`")
     if db_dir is not None and not is_store(db_dir):
         raise UserError(f"--db {db_dir}: no record store there (records.jsonl or its sealed .gz); make one with "
                         "`tlm tune`")
