@@ -185,6 +185,29 @@ def test_e2e_resume_keeps_finished_rows_and_runs_the_rest(tmp_path):
     assert list(again.method) == ["untuned", "tensorrt"]
 
 
+def test_e2e_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):
+    """A (workload, method) that raises becomes a `failed: ...` row; the sitting goes on to the next, and a
+    resume runs the failed row again."""
+    from benchmarks.reproduce import e2e as driver
+    from benchmarks.tables import EndToEndSpec
+
+    spec = EndToEndSpec("methods", "t", {"smoke": ("bert_tiny", "resnet50")}, (("untuned", {"smoke": 1}),))
+    calls = []
+
+    def fake(row, source, method, out, target, seed, resume):
+        calls.append(row["workload"])
+        if row["workload"] == "bert_tiny" and len(calls) == 1:
+            raise RuntimeError("LLVM ERROR: out of registers\nmore lines")
+        return [{**row, "status": "ok", "latency_ms": 1.0}]
+
+    monkeypatch.setattr(driver, "_e2e_rows", fake)
+    res = reproduce.run_e2e(spec, "smoke", tmp_path, _host())
+    assert [r["status"] for r in res["rows"]] == ["failed: RuntimeError: LLVM ERROR: out of registers", "ok"]
+    res = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True)
+    assert calls == ["bert_tiny", "resnet50", "bert_tiny"]
+    assert [r["status"] for r in res["rows"]] == ["ok", "ok"]
+
+
 def test_e2e_runs_a_method_at_several_budgets_and_counts_its_wins(tmp_path):
     """One method at two budgets is two entries (resumed apart, tlm apart from tlm-ranked); table.md puts
     each beside PyTorch eager and inductor and counts the workloads it beats them on."""

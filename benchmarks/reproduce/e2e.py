@@ -73,7 +73,13 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
                 rows.append({**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"})
             else:
                 log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
-                rows += _e2e_rows(row, source, method, out, target, seed, resume)
+                try:
+                    rows += _e2e_rows(row, source, method, out, target, seed, resume)
+                except Exception as e:  # noqa: BLE001 (one model that fails to tune or build must not stop the sitting)
+                    # Recorded, not lost: the row says why, and `--resume` runs it again (its store kept).
+                    why = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                    log(f"{spec.name}: {name} with {method}: {why}")
+                    rows.append({**row, "status": why[:300]})
             pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)  # budgets stay integers on resume
             sidecar(finished=False)
     rows += [r for entry in kept.values() for r in entry]  # entries the spec no longer has: never dropped
