@@ -208,6 +208,30 @@ def test_e2e_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):
     assert [r["status"] for r in res["rows"]] == ["ok", "ok"]
 
 
+def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch):
+    """Passes of rising budget (PyTorch with the first), every workload in each: a sitting stopped early
+    has the whole table at the small budget. The CSV keeps the spec's order."""
+    from benchmarks.reproduce import e2e as driver
+    from benchmarks.tables import EndToEndSpec
+
+    spec = EndToEndSpec("figure13", "t", {"smoke": ("bert_tiny", "resnet50")},
+                        (("untuned", {"smoke": 1}), ("untuned", {"smoke": 2}), ("pytorch", {})))
+    calls = []
+
+    def fake(row, source, method, out, target, seed, resume):
+        calls.append((row["workload"], method, row["budget"]))
+        return [{**row, "status": "ok", "latency_ms": 1.0}]
+
+    monkeypatch.setattr(driver, "_e2e_rows", fake)
+    reproduce.run_e2e(spec, "smoke", tmp_path, _host())
+    assert calls == [("bert_tiny", "untuned", 1), ("bert_tiny", "pytorch", None), ("resnet50", "untuned", 1),
+                     ("resnet50", "pytorch", None), ("bert_tiny", "untuned", 2), ("resnet50", "untuned", 2)]
+    csv = pd.read_csv(tmp_path / "e2e.csv")
+    assert list(zip(csv.workload, csv.method)) == [("bert_tiny", "untuned"), ("bert_tiny", "untuned"),
+                                                   ("bert_tiny", "pytorch"), ("resnet50", "untuned"),
+                                                   ("resnet50", "untuned"), ("resnet50", "pytorch")]
+
+
 def test_e2e_runs_a_method_at_several_budgets_and_counts_its_wins(tmp_path):
     """One method at two budgets is two entries (resumed apart, tlm apart from tlm-ranked); table.md puts
     each beside PyTorch eager and inductor and counts the workloads it beats them on."""

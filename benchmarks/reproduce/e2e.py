@@ -40,7 +40,6 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
         if r.get("status") == "ok" or (str(r.get("status")).startswith("unavailable")
                                        and not get_method(method).available()[0]):
             kept.setdefault(_key(r), []).append(r)
-    rows: list[dict] = []
     # A resumed run keeps the provenance of the runs before it (their commits and times measured the
     # rows they left), newest last.
     earlier = []
@@ -58,30 +57,42 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
         (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
         return prov
 
-    for name in spec.workloads[scale]:
-        source = get_workload(name)
-        for method, budgets in spec.methods:
-            row = {"figure": spec.name, "scale": scale, "workload": name, "method": method,
-                   "budget": budgets.get(scale)}
-            if row["budget"] is None and get_method(method).tunes_subgraphs:
-                continue  # a budget this scale does not run
-            if _key(row) in kept:  # measured before this resume: its rows, in the spec's order
-                rows += kept.pop(_key(row))
-                continue
-            ok, why = get_method(method).available()
-            if not ok:
-                rows.append({**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"})
-            else:
-                log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
-                try:
-                    rows += _e2e_rows(row, source, method, out, target, seed, resume)
-                except Exception as e:  # noqa: BLE001 (one model that fails to tune or build must not stop the sitting)
-                    # Recorded, not lost: the row says why, and `--resume` runs it again (its store kept).
-                    why = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                    log(f"{spec.name}: {name} with {method}: {why}")
-                    rows.append({**row, "status": why[:300]})
-            pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)  # budgets stay integers on resume
-            sidecar(finished=False)
+    # The spec's entries, run in passes of rising budget (PyTorch and TensorRT with the first), every
+    # workload in a pass before the next: a sitting stopped early has the whole table at the small
+    # budget, not a few workloads at every budget. The CSV keeps the spec's order.
+    entries = [row for name in spec.workloads[scale] for method, budgets in spec.methods
+               if (row := {"figure": spec.name, "scale": scale, "workload": name, "method": method,
+                           "budget": budgets.get(scale)})["budget"] is not None
+               or not get_method(method).tunes_subgraphs]  # a tuning method without a budget here: not run
+    first = min((r["budget"] for r in entries if r["budget"] is not None), default=0)
+    done_rows: dict[int, list[dict]] = {}
+    sources: dict = {}
+
+    def in_spec_order() -> list[dict]:
+        return [r for i in sorted(done_rows) for r in done_rows[i]]
+
+    for i in sorted(range(len(entries)), key=lambda i: first if entries[i]["budget"] is None else entries[i]["budget"]):
+        row, method, name = entries[i], entries[i]["method"], entries[i]["workload"]
+        if _key(row) in kept:  # measured before this resume: its rows, in the spec's order
+            done_rows[i] = kept.pop(_key(row))
+            continue
+        ok, why = get_method(method).available()
+        if not ok:
+            done_rows[i] = [{**row, "status": why if why.startswith("unavailable") else f"unavailable: {why}"}]
+        else:
+            log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
+            try:
+                source = sources.get(name) or sources.setdefault(name, get_workload(name))
+                done_rows[i] = _e2e_rows(row, source, method, out, target, seed, resume)
+            except Exception as e:  # noqa: BLE001 (one model that fails to tune or build must not stop the sitting)
+                # Recorded, not lost: the row says why, and `--resume` runs it again (its store kept).
+                why = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                log(f"{spec.name}: {name} with {method}: {why}")
+                done_rows[i] = [{**row, "status": why[:300]}]
+        # budgets stay integers on resume
+        pd.DataFrame(in_spec_order() + [r for e in kept.values() for r in e]).convert_dtypes().to_csv(csv, index=False)
+        sidecar(finished=False)
+    rows = in_spec_order()
     rows += [r for entry in kept.values() for r in entry]  # entries the spec no longer has: never dropped
     pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)
     prov = sidecar(finished=True)
