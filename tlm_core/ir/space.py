@@ -18,18 +18,26 @@ class DesignSpace:
     postprocs: tuple  # MetaSchedule Postproc objects, all must pass before a build
 
 
-@cache
 def design_space(task: Task, target: ResolvedTarget) -> DesignSpace:
     """The post-order-apply design space (MetaSchedule's default rules for the target)."""
+    return DesignSpace(task, *_sketches(task.hash, task.mod_json, task.name, target))
+
+
+# Cached by the module's text, not by the Task: two workloads' tasks may share name, weight, FLOPs and
+# structural hash (which ignores block names) while their blocks are named apart (gpt2's and
+# bert_base's matmul11), and a sketch's trace finds its blocks by name.
+@cache
+def _sketches(_hash: str, mod_json: str, name: str, target: ResolvedTarget) -> tuple[tuple, tuple]:
     from tvm.s_tir import meta_schedule as ms
 
+    from tlm_core.ir.tasks import _load_mod
     from tlm_core.tvm_env import load_tensor_intrinsics
 
     load_tensor_intrinsics(target.kind)
-    ctx = ms.TuneContext(mod=task.mod, target=target.tvm, space_generator="post-order-apply",
-                         task_name=task.name, num_threads=1)
-    sketches = tuple(ctx.space_generator.generate_design_space(task.mod))
-    return DesignSpace(task, sketches, tuple(ctx.space_generator.postprocs))
+    mod = _load_mod(_hash, mod_json)
+    ctx = ms.TuneContext(mod=mod, target=target.tvm, space_generator="post-order-apply", task_name=name,
+                         num_threads=1)
+    return tuple(ctx.space_generator.generate_design_space(mod)), tuple(ctx.space_generator.postprocs)
 
 
 def sample_random(space: DesignSpace, n: int, seed: int = 1, max_tries: int | None = None) -> list:
