@@ -222,10 +222,25 @@ def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch
         calls.append((row["workload"], method, row["budget"]))
         return [{**row, "status": "ok", "latency_ms": 1.0}]
 
+    def stopped(row, *args):  # the sitting stopped when the second pass began
+        if row["budget"] == 2:
+            raise KeyboardInterrupt
+        return fake(row, *args)
+
+    monkeypatch.setattr(driver, "_e2e_rows", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run_e2e(spec, "smoke", tmp_path / "stopped", _host())
+    table = (tmp_path / "stopped" / "table.md").read_text()  # written with every entry, not only at the end
+    assert "untuned@1 is faster than PyTorch eager on 0 of 2 workloads and than inductor on 0 of 2\n" in table
+    assert "untuned@2 is faster than PyTorch eager on 0 of 2 workloads and than inductor on 0 of 2 (2 not run " \
+           "yet)" in table and "`--resume` runs what is missing" in table
+    calls.clear()
     monkeypatch.setattr(driver, "_e2e_rows", fake)
     reproduce.run_e2e(spec, "smoke", tmp_path, _host())
     assert calls == [("bert_tiny", "untuned", 1), ("bert_tiny", "pytorch", None), ("resnet50", "untuned", 1),
                      ("resnet50", "pytorch", None), ("bert_tiny", "untuned", 2), ("resnet50", "untuned", 2)]
+    table = (tmp_path / "table.md").read_text()
+    assert "untuned@2 is faster than PyTorch eager on 0 of 2 workloads and than inductor on 0 of 2\n" in table
     csv = pd.read_csv(tmp_path / "e2e.csv")
     assert list(zip(csv.workload, csv.method)) == [("bert_tiny", "untuned"), ("bert_tiny", "untuned"),
                                                    ("bert_tiny", "pytorch"), ("resnet50", "untuned"),

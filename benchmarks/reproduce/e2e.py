@@ -91,7 +91,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
                 done_rows[i] = [{**row, "status": why[:300]}]
         # budgets stay integers on resume
         pd.DataFrame(in_spec_order() + [r for e in kept.values() for r in e]).convert_dtypes().to_csv(csv, index=False)
-        sidecar(finished=False)
+        (out / "table.md").write_text(summary_markdown(in_spec_order(), sidecar(finished=False)))
     rows = in_spec_order()
     rows += [r for entry in kept.values() for r in entry]  # entries the spec no longer has: never dropped
     pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)
@@ -148,7 +148,9 @@ def summary_markdown(rows: list[dict], prov: dict) -> str:
 
     df = pd.DataFrame(rows)
     workloads = list(dict.fromkeys(df.workload))
-    tuned = [k for k in dict.fromkeys(_key(r)[1:] for r in rows) if k[0] not in ("pytorch", "tensorrt")]
+    # The spec's tuned entries (from provenance: a stopped run shows those not run yet), then any other rows'
+    planned = [(m, int(b[prov["scale"]])) for m, b in prov.get("methods", []) if (b or {}).get(prov.get("scale"))]
+    tuned = [k for k in dict.fromkeys([*planned, *(_key(r)[1:] for r in rows)]) if k[0] not in ("pytorch", "tensorrt")]
 
     def get(w, method, budget=None):
         hit = [r for r in rows if r["workload"] == w and r["method"] == method
@@ -165,12 +167,14 @@ def summary_markdown(rows: list[dict], prov: dict) -> str:
              f"commit {str(prov.get('git_commit'))[:7]}, {str(prov.get('date'))[:10]}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     wins = {k: [0, 0] for k in tuned}
+    ran = dict.fromkeys(tuned, 0)  # workloads with an entry (measured or failed) of the method
     for w in workloads:
         eager, ind = ms(get(w, "pytorch-eager")), ms(get(w, "pytorch-inductor"))
         cells = [w, _fmt(eager, get(w, "pytorch-eager")), _fmt(ind, get(w, "pytorch-inductor"))]
         errs, rels = [], []
         for m, b in tuned:
             r = get(w, m, b)
+            ran[(m, b)] += r is not None
             lat = ms(r)
             if lat is None:
                 cells.append(_fmt(None, r))
@@ -188,7 +192,10 @@ def summary_markdown(rows: list[dict], prov: dict) -> str:
     lines.append("")
     for (m, b), (e, i) in wins.items():
         lines.append(f"- {m}@{b} is faster than PyTorch eager on {e} of {len(workloads)} workloads and than "
-                     f"inductor on {i} of {len(workloads)}")
+                     f"inductor on {i} of {len(workloads)}"
+                     + (f" ({len(workloads) - ran[(m, b)]} not run yet)" if ran[(m, b)] < len(workloads) else ""))
+    if not prov.get("finished", True):
+        lines.append("- a stopped run (provenance `finished: false`): `--resume` runs what is missing")
     lines.append("- speedups are PyTorch's latency over the tuned model's (above 1: the tuned model is faster)")
     return "\n".join(lines) + "\n"
 
