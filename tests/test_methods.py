@@ -183,6 +183,31 @@ def test_compiled_models_call_no_scalar_libm_transcendental(tmp_path):
     assert not called & {"erff", "expf", "erf", "exp", "tanhf"}, called
 
 
+SCAN_MODEL = """
+import torch
+
+class Positions(torch.nn.Module):  # GPT-2's position ids: a cumsum of the attention mask
+    def forward(self, mask, x):
+        pos = mask.cumsum(-1) - 1
+        return x * pos.to(x.dtype)
+
+def model():
+    return Positions(), (torch.ones(2, 16, dtype=torch.int64), torch.randn(2, 16))
+"""
+
+
+def test_a_model_with_a_scan_compiles_and_matches_eager(tmp_path):
+    """Task extraction leaves a cumsum a Relax operator (LegalizeOps does not lower sorts and scans), which
+    the VM cannot run: the build dispatches it to TVM's kernel first, as TVM's own pipeline does (gpt2
+    did not compile before)."""
+    from tlm_core.ir.target import resolve_target
+    from tlm_core.ir.workloads import parse_module
+
+    (tmp_path / "scan.py").write_text(SCAN_MODEL)
+    res = e2e.bench(parse_module(f"{tmp_path / 'scan.py'}:model"), resolve_target("host"), method="untuned", inductor=False)
+    assert res["max_abs_err"] == 0.0 and res["latency_ms"] > 0
+
+
 THREADS_SCRIPT = """
 import json, os
 os.environ.pop("TVM_NUM_THREADS", None)

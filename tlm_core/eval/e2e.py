@@ -172,12 +172,17 @@ def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
     if unfolded:
         log(f"warning: {len(unfolded)} weight-layout transform(s) were not folded into the constants and run at "
             f"every inference: {', '.join(unfolded[:3])}")
+    # What task extraction left as Relax operators (sorts, scans: gpt2's position ids are a cumsum) goes
+    # to TVM's kernels for the target and is legalized here, after the weight prepacking, where TVM's
+    # own pipeline does it (library dispatch, legalize); the VM cannot run such an operator itself.
     try:
-        passes = rp.dataflow_lower_passes(target.tvm) + rp.finalize_passes(target.tvm)
+        passes = (rp.library_dispatch_passes(target.tvm) + [relax.transform.LegalizeOps()]
+                  + rp.dataflow_lower_passes(target.tvm) + rp.finalize_passes(target.tvm))
     except (ValueError, AttributeError):  # TVM 0.27: the dispatcher misses cpu_generic's functions
         from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-        passes = cpu.dataflow_lower_passes(target.tvm) + cpu.finalize_passes(target.tvm)
+        passes = (cpu.library_dispatch_passes(target.tvm) + [relax.transform.LegalizeOps()]
+                  + cpu.dataflow_lower_passes(target.tvm) + cpu.finalize_passes(target.tvm))
 
     @tvm.transform.module_pass(opt_level=3)
     def _lower(m, _ctx):
