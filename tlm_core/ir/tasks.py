@@ -28,7 +28,10 @@ from tlm_core.ui import log, progress
 #: each weight in the order its schedule reads it.
 #: 3: the transcendental functions of activations and softmax in TVM's fast polynomial forms
 #: (FAST_MATH): TVM lowers erf and exp on llvm to scalar libm calls, which no schedule vectorizes.
-PIPELINE_VERSION = 3
+#: 4: `cumsum` of a bool or integer tensor accumulates in int64, as in PyTorch (TVM's frontend keeps
+#: the input's dtype: a bool cumsum that LLVM cannot compile; gpt2's attention mask). Other models'
+#: tasks are those of 3.
+PIPELINE_VERSION = 4
 
 #: The pipeline of the training subgraphs: every record in data/demonstrations (and the ranker's
 #: features, the held-out rule against the test subgraphs) was measured on tasks of version 1, so
@@ -216,6 +219,21 @@ def _extract_repeated(source: Workload, target: ResolvedTarget, pipeline: int) -
     return out
 
 
+def _cumsum_as_torch(node, importer):
+    """aten.cumsum as PyTorch computes it: a bool or integer input without a dtype accumulates in int64
+    (TVM's own conversion keeps the input's dtype)."""
+    from tvm import relax
+
+    x = importer.env[node.args[0]]
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    dtype = node.kwargs.get("dtype")
+    if dtype is not None:
+        dtype = importer._convert_data_type(str(dtype), importer.env)
+    elif str(x.ty.dtype) == "bool" or str(x.ty.dtype).startswith(("int", "uint")):
+        dtype = "int64"
+    return importer.block_builder.emit(relax.op.cumsum(x, dim, dtype))
+
+
 def fused_relax(module, inputs: tuple, pipeline: int = PIPELINE_VERSION):
     """torch.export -> Relax -> legalize + fuse: the module whose fused PrimFuncs are the tasks.
 
@@ -232,7 +250,9 @@ def fused_relax(module, inputs: tuple, pipeline: int = PIPELINE_VERSION):
             exported = torch.export.export(module, inputs)
     except Exception as err:  # noqa: BLE001 - any export failure is the model's, reported in one line
         raise UserError(f"torch.export failed on the model: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-    mod = relax.frontend.torch.from_exported_program(exported, keep_params_as_input=False)
+    mod = relax.frontend.torch.from_exported_program(
+        exported, keep_params_as_input=False,
+        custom_convert_map={"cumsum.default": _cumsum_as_torch} if pipeline >= 4 else None)
     del exported
     # MetaSchedule's own CPU pipeline (relax.pipeline.static_shape_tuning_pipeline with
     # cpu_weight_prepack): batch norm becomes elementwise ops on constants (fused into the convolution's
