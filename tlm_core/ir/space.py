@@ -20,24 +20,24 @@ class DesignSpace:
 
 def design_space(task: Task, target: ResolvedTarget) -> DesignSpace:
     """The post-order-apply design space (MetaSchedule's default rules for the target)."""
-    return DesignSpace(task, *_sketches(task.hash, task.mod_json, task.name, target))
+    return _design_space(task, task.mod_json, target)
 
 
-# Cached by the module's text, not by the Task: two workloads' tasks may share name, weight, FLOPs and
-# structural hash (which ignores block names) while their blocks are named apart (gpt2's and
-# bert_base's matmul11), and a sketch's trace finds its blocks by name.
+# Cached with the module's text in the key, not by the Task alone: two workloads' tasks may agree in
+# name, weight, FLOPs and structural hash (which ignores block names: gpt2's and bert_base's matmul11)
+# while their blocks are named apart, and a sketch's trace finds its blocks by name. One object per
+# task: the language caches replays by the space's id().
 @cache
-def _sketches(_hash: str, mod_json: str, name: str, target: ResolvedTarget) -> tuple[tuple, tuple]:
+def _design_space(task: Task, _mod_json: str, target: ResolvedTarget) -> DesignSpace:
     from tvm.s_tir import meta_schedule as ms
 
-    from tlm_core.ir.tasks import _load_mod
     from tlm_core.tvm_env import load_tensor_intrinsics
 
     load_tensor_intrinsics(target.kind)
-    mod = _load_mod(_hash, mod_json)
-    ctx = ms.TuneContext(mod=mod, target=target.tvm, space_generator="post-order-apply", task_name=name,
-                         num_threads=1)
-    return tuple(ctx.space_generator.generate_design_space(mod)), tuple(ctx.space_generator.postprocs)
+    ctx = ms.TuneContext(mod=task.mod, target=target.tvm, space_generator="post-order-apply",
+                         task_name=task.name, num_threads=1)
+    sketches = tuple(ctx.space_generator.generate_design_space(task.mod))
+    return DesignSpace(task, sketches, tuple(ctx.space_generator.postprocs))
 
 
 def sample_random(space: DesignSpace, n: int, seed: int = 1, max_tries: int | None = None) -> list:
