@@ -61,4 +61,3 @@ def test_tasks_alike_but_for_block_names_get_their_own_design_space(host):
     assert space.task is second
     assert "T_matmul_NN" not in space.sketches[0].mod.script()
     assert len(sample_random(space, 2)) == 2  # replays on its own module: no 'get-block' error
-
