@@ -208,6 +208,35 @@ def test_e2e_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):
     assert [r["status"] for r in res["rows"]] == ["ok", "ok"]
 
 
+def test_a_resumed_table_shows_the_rows_kept_before_the_entry_in_progress(tmp_path, monkeypatch):
+    """A resume that re-runs a workload's failed TLM row: the table written while it runs (or after it is
+    stopped) still has that workload's PyTorch rows measured before."""
+    from benchmarks.reproduce import e2e as driver
+    from benchmarks.tables import EndToEndSpec
+
+    spec = EndToEndSpec("figure13", "t", {"smoke": ("bert_tiny", "resnet50")},
+                        (("untuned", {"smoke": 1}), ("pytorch", {})))
+    base = {"figure": "figure13", "scale": "smoke", "workload": "resnet50"}
+    pd.DataFrame([{**base, "method": "untuned", "budget": 1, "status": "failed: RuntimeError: x"},
+                  {**base, "method": "pytorch-eager", "status": "ok", "latency_ms": 132.4, "max_abs_err": 0.0},
+                  {**base, "method": "pytorch-inductor", "status": "ok", "latency_ms": 97.1}]
+                 ).to_csv(tmp_path / "e2e.csv", index=False)
+
+    def fake(row, *args):
+        if row["workload"] == "resnet50":  # stopped while the failed row runs again
+            raise KeyboardInterrupt
+        return [{**row, "status": "ok", "latency_ms": 1.0}]
+
+    monkeypatch.setattr(driver, "_e2e_rows", fake)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True)
+    resnet = next(line for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("| resnet50"))
+    assert "| 132.40 | 97.10 |" in resnet, resnet
+    csv = pd.read_csv(tmp_path / "e2e.csv")
+    assert list(zip(csv.workload, csv.method)) == [("bert_tiny", "untuned"), ("bert_tiny", "pytorch"),
+                                                   ("resnet50", "pytorch-eager"), ("resnet50", "pytorch-inductor")]
+
+
 def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch):
     """Passes of rising budget (PyTorch with the first), every workload in each: a sitting stopped early
     has the whole table at the small budget. The CSV keeps the spec's order."""

@@ -71,10 +71,14 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     def in_spec_order() -> list[dict]:
         return [r for i in sorted(done_rows) for r in done_rows[i]]
 
+    # Rows measured before this resume take their places first: a table written mid-run shows them
+    # (PyTorch's rows of a workload whose TLM row is re-run were missing from it until reached).
+    for i, row in enumerate(entries):
+        if _key(row) in kept:
+            done_rows[i] = kept.pop(_key(row))
     for i in sorted(range(len(entries)), key=lambda i: first if entries[i]["budget"] is None else entries[i]["budget"]):
         row, method, name = entries[i], entries[i]["method"], entries[i]["workload"]
-        if _key(row) in kept:  # measured before this resume: its rows, in the spec's order
-            done_rows[i] = kept.pop(_key(row))
+        if i in done_rows:  # measured before this resume
             continue
         ok, why = get_method(method).available()
         if not ok:
