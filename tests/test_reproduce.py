@@ -237,6 +237,25 @@ def test_a_resumed_table_shows_the_rows_kept_before_the_entry_in_progress(tmp_pa
                                                    ("resnet50", "pytorch-eager"), ("resnet50", "pytorch-inductor")]
 
 
+def test_the_table_states_the_error_bound_every_tuned_model_met():
+    """Correctness is relative to the output's size (float32 sums in another order differ by ulps, which
+    near 100 exceed 1e-4 absolute); a model outside the bound is counted, and the absolute worst named."""
+    from benchmarks.reproduce.e2e import summary_markdown
+
+    def row(w, method, abs_err, rel_err, budget=10):
+        return {"figure": "figure13", "scale": "full", "workload": w, "method": method, "status": "ok",
+                "latency_ms": 1.0, "max_abs_err": abs_err, "max_rel_err": rel_err,
+                "budget": budget if method == "tlm" else None}
+
+    rows = [row("wide", "tlm", 1.5e-4, 1.9e-6), row("wide", "pytorch-eager", 0.0, 0.0),
+            row("wide", "pytorch-inductor", 3.9e-5, 4.8e-7), row("bad", "tlm", 2e-3, 2e-3)]
+    prov = {"figure": "figure13", "scale": "full", "cpu": "c", "target": {"mcpu": "m", "num_cores": 2},
+            "methods": [["tlm", {"full": 10}], ["pytorch", {}]]}
+    table = summary_markdown(rows, prov)
+    assert "- 1 of 2 tuned models within 1e-4 of eager relative to the output's largest value (worst 2.0e-03, " \
+           "bad); largest absolute error 2.0e-03 (bad, outputs up to 1); inductor's largest 3.9e-05" in table
+
+
 def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch):
     """Passes of rising budget (PyTorch with the first), every workload in each: a sitting stopped early
     has the whole table at the small budget. The CSV keeps the spec's order."""

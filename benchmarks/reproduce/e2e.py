@@ -198,10 +198,37 @@ def summary_markdown(rows: list[dict], prov: dict) -> str:
         lines.append(f"- {m}@{b} is faster than PyTorch eager on {e} of {len(workloads)} workloads and than "
                      f"inductor on {i} of {len(workloads)}"
                      + (f" ({len(workloads) - ran[(m, b)]} not run yet)" if ran[(m, b)] < len(workloads) else ""))
+    lines += _correctness_lines(rows, tuned)
     if not prov.get("finished", True):
         lines.append("- a stopped run (provenance `finished: false`): `--resume` runs what is missing")
     lines.append("- speedups are PyTorch's latency over the tuned model's (above 1: the tuned model is faster)")
     return "\n".join(lines) + "\n"
+
+
+def _correctness_lines(rows: list[dict], tuned: list) -> list[str]:
+    """The error bound every tuned model met, relative to the output's largest |eager| value: float32
+    sums taken in another order differ by a few ulps, which for outputs near 100 exceeds any small
+    absolute bound, so the absolute worst is given with the output's size and inductor's own worst."""
+    import pandas as pd
+
+    def val(r, k):
+        v = r.get(k)
+        return None if v is None or pd.isna(v) else float(v)
+
+    ok = [r for r in rows if r.get("status") == "ok" and _key(r)[1:] in tuned and val(r, "max_rel_err") is not None]
+    if not ok:
+        return []
+    worst_rel = max(ok, key=lambda r: val(r, "max_rel_err"))
+    worst_abs = max(ok, key=lambda r: val(r, "max_abs_err") or 0.0)
+    within = sum(val(r, "max_rel_err") <= 1e-4 for r in ok)
+    a, rel = val(worst_abs, "max_abs_err") or 0.0, val(worst_abs, "max_rel_err")
+    size = f", outputs up to {a / rel:.3g}" if rel else ""
+    inductor = [val(r, "max_abs_err") for r in rows if r.get("method") == "pytorch-inductor"
+                and r.get("status") == "ok" and val(r, "max_abs_err") is not None]
+    return [f"- {within} of {len(ok)} tuned models within 1e-4 of eager relative to the output's largest value "
+            f"(worst {val(worst_rel, 'max_rel_err'):.1e}, {worst_rel['workload']}); largest absolute error "
+            f"{a:.1e} ({worst_abs['workload']}{size})"
+            + (f"; inductor's largest {max(inductor):.1e}" if inductor else "")]
 
 
 def _fmt(latency, row) -> str:
