@@ -82,7 +82,8 @@ def test_wrong_numbers_are_caught(host, tmp_path):
 
 def test_crash_hang_and_build_error_are_recorded_and_the_run_goes_on(mm, host, tmp_path):
     # check=False: the reference would crash/hang first; here the *candidate* must kill its worker.
-    cfg = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=3, check=False)
+    # The hang's loops are hours of work: its run limit would grow to the cap without slowest_gflops=inf.
+    cfg = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=3, check=False, slowest_gflops=float("inf"))
     other = kernels.scale_add()
     sch = Schedule(other.mod)
     sch.get_loops(sch.get_sblock("B"))
@@ -222,6 +223,8 @@ def test_reference_outputs_are_kept_on_disk_and_a_torn_file_is_recomputed(host, 
         first = m.measure([cand])[0]
         ref_file = Path(m._reference_file(task))
     assert first["status"] == "ok" and ref_file.exists()
+    with np.load(ref_file) as f:  # only the output the run wrote: the inputs come back from their seed
+        assert sorted(f.files) == ["a2", "n"] and int(f["n"]) == 3
     stamp = ref_file.stat().st_mtime_ns
     with Measurer(host, tmp_path / "b", FAST) as m:  # a fresh store: measured again, reference read back
         second = m.measure([cand])[0]
@@ -231,6 +234,22 @@ def test_reference_outputs_are_kept_on_disk_and_a_torn_file_is_recomputed(host, 
     with Measurer(host, tmp_path / "c", FAST) as m:
         third = m.measure([cand])[0]
     assert third["status"] == "ok" and ref_file.stat().st_size > 1000  # recomputed and rewritten
+
+
+def test_a_big_task_may_run_longer_and_keys_its_limit(mm, host, tmp_path):
+    """The run limit grows with the task's work (a fixed 15 s rejected every candidate of a 69-GFLOP
+    conv3d); only such tasks key it, so the records of every other task keep their keys."""
+    import dataclasses
+
+    cfg = MeasureConfig()
+    assert cfg.run_timeout(1e9) == cfg.run_timeout_s
+    assert cfg.run_timeout(69.4e9) == pytest.approx(5 * 69.4 / cfg.slowest_gflops)
+    assert cfg.run_timeout(1e18) == cfg.max_run_timeout_s  # a hang is still given up
+    cand = random_candidates(mm, host, 1)[0]
+    big = Candidate(dataclasses.replace(mm, flops=69.4e9), cand.trace)
+    with Measurer(host, tmp_path / "a", cfg) as a, \
+            Measurer(host, tmp_path / "b", dataclasses.replace(cfg, slowest_gflops=2.0)) as b:
+        assert a.key(cand) == b.key(cand) and a.key(big) != b.key(big)
 
 
 def test_retime_gives_each_candidate_its_own_rounds_and_resumes(mm, host, tmp_path):

@@ -45,7 +45,11 @@ class MeasureConfig:
     tolerance: float = 1e-3  # max |got - want| / max(1, max |want|) per buffer
     builders: int = 0  # parallel build workers; 0 = one per core
     build_timeout_s: float = 30.0
-    run_timeout_s: float = 15.0
+    run_timeout_s: float = 15.0  # the least a run may take; a bigger task gets longer (`run_timeout`)
+    # The slowest program worth timing: a run may last its calls at this rate. A fixed limit rejected
+    # every candidate of a big task (resnet3d_18's 69-GFLOP conv3d: 15 s is 5 calls at 23 GFLOP/s).
+    slowest_gflops: float = 5.0
+    max_run_timeout_s: float = 300.0  # whatever the work, a run that hangs is given up after this
     reference_timeout_s: float = 900.0  # the unscheduled program is naive loops: slow on big tasks
     batch: int = 16  # candidates built together before they are run
     # Cores left to other work while timing: kernels run on (target cores - spare_cores) threads.
@@ -56,6 +60,11 @@ class MeasureConfig:
         """The settings that change a measured number (the thread count is keyed by the Measurer)."""
         return {"number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
                 "check": self.check}
+
+    def run_timeout(self, flops: float) -> float:
+        """Seconds a run of a task of `flops` may take: the check, the warm-up and the timed calls."""
+        calls = 2 + self.repeat * self.number
+        return max(self.run_timeout_s, min(self.max_run_timeout_s, calls * flops / (self.slowest_gflops * 1e9)))
 
     def threads(self, cores: int) -> int:
         """Threads a kernel is timed on, for a target of `cores` cores."""
@@ -134,6 +143,9 @@ class Measurer:
             payload["inputs"] = worker.INPUTS
         if self.threads != 1:  # records made before the count was set were all one thread: their keys stay
             payload["threads"] = self.threads
+        timeout = self.config.run_timeout(cand.task.flops)
+        if timeout > self.config.run_timeout_s:  # a run_timeout under the old fixed limit is not this one's
+            payload["run_timeout_s"] = round(timeout, 1)
         if retime is not None:
             payload["retime"] = retime
         return hashlib.sha256(canonical(payload).encode()).hexdigest()[:32]
@@ -259,7 +271,7 @@ class Measurer:
         if not ref["ok"]:
             return self._record(key, cand, "reference_error", f"unscheduled program: {ref['error']}", build_s=build_s)
         kind, res = self._call_runner(worker.run, (task.hash, task.mod_json, self._target_json, artifact, cfg.check, cfg.number,
-                                                   cfg.repeat, cfg.min_repeat_ms), cfg.run_timeout_s)
+                                                   cfg.repeat, cfg.min_repeat_ms), cfg.run_timeout(task.flops))
         if kind != "ok":
             return self._record(key, cand, f"run_{kind}", res, build_s=build_s)
         if not res["ok"]:
