@@ -250,8 +250,12 @@ def test_the_table_states_the_error_bound_every_tuned_model_met():
     rows = [row("wide", "tlm", 1.5e-4, 1.9e-6), row("wide", "pytorch-eager", 0.0, 0.0),
             row("wide", "pytorch-inductor", 3.9e-5, 4.8e-7), row("bad", "tlm", 2e-3, 2e-3)]
     prov = {"figure": "figure13", "scale": "full", "cpu": "c", "target": {"mcpu": "m", "num_cores": 2},
-            "methods": [["tlm", {"full": 10}], ["pytorch", {}]]}
+            "methods": [["tlm", {"full": 10}], ["pytorch", {}]], "workloads": ["wide", "bad", "later"]}
     table = summary_markdown(rows, prov)
+    # A workload the run has not reached yet is in the table, and counted as not run.
+    assert "| later | not run | not run | not run | - | - |" in table
+    assert "- tlm@10 is faster than PyTorch eager on 0 of 3 workloads and than inductor on 0 of 3 (1 not run yet)" \
+        in table
     assert "- 1 of 2 tuned models within 1e-4 of eager relative to the output's largest value (worst 2.0e-03, " \
            "bad); largest absolute error 2.0e-03 (bad, outputs up to 1); inductor's largest 3.9e-05" in table
 

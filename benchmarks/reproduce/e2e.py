@@ -151,7 +151,8 @@ def summary_markdown(rows: list[dict], prov: dict) -> str:
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    workloads = list(dict.fromkeys(df.workload))
+    # The spec's workloads (a stopped run lists those it has not reached), then any other rows'.
+    workloads = list(dict.fromkeys([*prov.get("workloads", []), *df.workload]))
     # The spec's tuned entries (from provenance: a stopped run shows those not run yet), then any other rows'
     planned = [(m, int(b[prov["scale"]])) for m, b in prov.get("methods", []) if (b or {}).get(prov.get("scale"))]
     tuned = [k for k in dict.fromkeys([*planned, *(_key(r)[1:] for r in rows)]) if k[0] not in ("pytorch", "tensorrt")]
