@@ -224,14 +224,17 @@ MAX_CACHED_REFERENCE_BYTES = 1 << 30
 
 
 def _load_reference(path: str, func) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    before = _random_args(func)  # deterministic: not stored
     try:
         with np.load(path) as f:
-            # Buffers the run did not write are not stored (`_save_reference`): they are the inputs.
-            n = int(f["n"]) if "n" in f.files else len(f.files)
-            after = [f[f"a{i}"] if f"a{i}" in f.files else before[i] for i in range(n)]
-    except (OSError, ValueError, KeyError, IndexError):
+            stored = {k: f[k] for k in f.files}
+    except (OSError, ValueError, KeyError):
         return None  # missing or torn file: recompute
+    before = _random_args(func)  # deterministic: not stored (drawn only once the file is read)
+    n = int(stored.pop("n")) if "n" in stored else len(stored)
+    if n != len(before):
+        return None
+    # Buffers the run did not write are not stored (`_save_reference`): they are the inputs.
+    after = [stored[f"a{i}"] if f"a{i}" in stored else before[i] for i in range(n)]
     if [(a.shape, a.dtype) for a in after] != [(b.shape, b.dtype) for b in before]:
         return None
     return before, after
