@@ -299,6 +299,35 @@ def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch
                                                    ("resnet50", "untuned"), ("resnet50", "pytorch")]
 
 
+def test_e2e_runs_only_the_workloads_asked_for_and_keeps_the_rest(tmp_path, monkeypatch):
+    """`--workloads`: a part of a long sitting first (the rows that decide a claim); the other workloads'
+    rows are kept, the table still lists every workload of the spec, and a name not in it is an error."""
+    from benchmarks.reproduce import e2e as driver
+    from benchmarks.tables import EndToEndSpec
+    from tlm_core.errors import UserError
+
+    spec = EndToEndSpec("figure13", "t", {"smoke": ("bert_tiny", "resnet50", "dcgan")},
+                        (("untuned", {"smoke": 1}), ("untuned", {"smoke": 2})))
+    pd.DataFrame([{"figure": "figure13", "scale": "smoke", "workload": "bert_tiny", "method": "untuned",
+                   "budget": 1, "status": "ok", "latency_ms": 7.0}]).to_csv(tmp_path / "e2e.csv", index=False)
+    calls = []
+
+    def fake(row, *args):
+        calls.append((row["workload"], row["budget"]))
+        return [{**row, "status": "ok", "latency_ms": 1.0}]
+
+    monkeypatch.setattr(driver, "_e2e_rows", fake)
+    res = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True, only=["resnet50", "bert_tiny"])
+    assert calls == [("resnet50", 1), ("bert_tiny", 2), ("resnet50", 2)]
+    assert ("bert_tiny", 1) in [(r["workload"], r["budget"]) for r in res["rows"]]  # kept, not run again
+    table = (tmp_path / "table.md").read_text()
+    assert "| dcgan | not run |" in table and "(1 not run yet)" in table
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["only"] == ["resnet50", "bert_tiny"] and prov["finished"] is False
+    with pytest.raises(UserError, match="--workloads: llama not in figure13 at scale smoke"):
+        reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True, only=["llama"])
+
+
 def test_e2e_runs_a_method_at_several_budgets_and_counts_its_wins(tmp_path):
     """One method at two budgets is two entries (resumed apart, tlm apart from tlm-ranked); table.md puts
     each beside PyTorch eager and inductor and counts the workloads it beats them on."""

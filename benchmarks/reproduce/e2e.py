@@ -12,15 +12,19 @@ import time
 from pathlib import Path
 
 from benchmarks.reproduce.sitting import checkpoint
+from tlm_core.errors import UserError
 from tlm_core.measure.store import seal
 from tlm_core.ui import log
 
 
-def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False) -> dict:
+def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False,
+            only: list[str] | None = None) -> dict:
     """Per workload and method: tune its subgraphs, compile the whole model, bench it against PyTorch.
 
     e2e.csv is rewritten after every (workload, method), so a stopped run loses at most the one in
     progress; with `resume` the finished ones are kept and the one in progress continues from its store.
+    `only`: run the entries of these of the spec's workloads alone (the rows of the others are kept, and
+    the table still lists every workload of the spec, those not run as "not run").
     """
     import pandas as pd
 
@@ -28,6 +32,11 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     from tlm_core.methods import get_method
     from tlm_core.provenance import checkpoint_identity, code_state, provenance
 
+    if only:
+        unknown = [w for w in only if w not in spec.workloads[scale]]
+        if unknown:
+            raise UserError(f"--workloads: {', '.join(unknown)} not in {spec.name} at scale {scale}; "
+                            f"choose from {', '.join(spec.workloads[scale])}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     code_state()  # the commit this run starts from is the one its provenance names
@@ -52,7 +61,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
         prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                           methods=[[m, b] for m, b in spec.methods],
                           wall_seconds=round(time.perf_counter() - started, 1), resumed=bool(done),
-                          finished=finished, checkpoint=checkpoint_identity(checkpoint(target)),
+                          finished=finished, **({"only": list(only)} if only else {}), checkpoint=checkpoint_identity(checkpoint(target)),
                           **({"earlier_runs": earlier} if earlier else {}))
         (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
         return prov
@@ -78,7 +87,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
             done_rows[i] = kept.pop(_key(row))
     for i in sorted(range(len(entries)), key=lambda i: first if entries[i]["budget"] is None else entries[i]["budget"]):
         row, method, name = entries[i], entries[i]["method"], entries[i]["workload"]
-        if i in done_rows:  # measured before this resume
+        if i in done_rows or (only and name not in only):  # measured before this resume, or not asked for
             continue
         ok, why = get_method(method).available()
         if not ok:
@@ -99,7 +108,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     rows = in_spec_order()
     rows += [r for entry in kept.values() for r in entry]  # entries the spec no longer has: never dropped
     pd.DataFrame(rows).convert_dtypes().to_csv(csv, index=False)
-    prov = sidecar(finished=True)
+    prov = sidecar(finished=len(done_rows) == len(entries))  # with `only`, when the others were done before
     (out / "table.md").write_text(summary_markdown(rows, prov))
     return {"figure": spec.name, "scale": scale, "out": str(out), "rows": rows, "wall_seconds": prov["wall_seconds"]}
 
