@@ -13,6 +13,7 @@ import pytest
 from benchmarks import reproduce
 from benchmarks.reproduce import searchlog
 from benchmarks.tables import FIGURES, MAX_GFLOPS, TABLES, kind, select
+from tlm_core.ir.tasks import PIPELINE_VERSION
 from tlm_core.paths import data_dir
 
 
@@ -165,6 +166,7 @@ def test_figure13_smoke_rows(tmp_path):
     rows = {r["method"]: r for r in res["rows"]}
     assert rows["tlm"]["status"] == "ok" and rows["tlm"]["max_abs_err"] <= 1e-3
     assert rows["tlm"]["latency_ms"] > 0 and rows["tlm"]["untuned_subgraphs"] == 0
+    assert rows["tlm"]["pipeline"] == PIPELINE_VERSION  # the tasks' version, for a row kept across a change
     assert rows["pytorch-eager"]["latency_ms"] > 0
     assert rows["tensorrt"]["status"].startswith("unavailable:") and "latency_ms" not in rows["tensorrt"]
     assert (tmp_path / "e2e.csv").exists() and (tmp_path / "provenance.json").exists()
@@ -301,7 +303,8 @@ def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch
 
 def test_e2e_runs_only_the_workloads_asked_for_and_keeps_the_rest(tmp_path, monkeypatch):
     """`--workloads`: a part of a long sitting first (the rows that decide a claim); the other workloads'
-    rows are kept, the table still lists every workload of the spec, and a name not in it is an error."""
+    rows are kept, the table still lists every workload of the spec, and a name not in it is an error.
+    With `--redo` those workloads run again, and the rows they replace go to superseded.csv."""
     from benchmarks.reproduce import e2e as driver
     from benchmarks.tables import EndToEndSpec
     from tlm_core.errors import UserError
@@ -326,6 +329,16 @@ def test_e2e_runs_only_the_workloads_asked_for_and_keeps_the_rest(tmp_path, monk
     assert prov["only"] == ["resnet50", "bert_tiny"] and prov["finished"] is False
     with pytest.raises(UserError, match="--workloads: llama not in figure13 at scale smoke"):
         reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True, only=["llama"])
+    # --redo: a workload whose tasks changed runs again; the rows it replaces are kept beside.
+    calls.clear()
+    res = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True, only=["bert_tiny"], redo=True)
+    assert calls == [("bert_tiny", 1), ("bert_tiny", 2)]
+    old = pd.read_csv(tmp_path / "superseded.csv")
+    assert list(zip(old.workload, old.budget, old.latency_ms)) == [("bert_tiny", 1, 7.0), ("bert_tiny", 2, 1.0)]
+    assert sorted((r["workload"], r["budget"], r["latency_ms"]) for r in res["rows"]) == [
+        ("bert_tiny", 1, 1.0), ("bert_tiny", 2, 1.0), ("resnet50", 1, 1.0), ("resnet50", 2, 1.0)]
+    with pytest.raises(UserError, match="--redo runs the entries of the --workloads named again"):
+        reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True, redo=True)
 
 
 def test_e2e_runs_a_method_at_several_budgets_and_counts_its_wins(tmp_path):

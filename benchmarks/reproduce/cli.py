@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="for `search` (and --scale full): run the trials on the servers of this TVM RPC tracker")
     p.add_argument("--workloads", metavar="NAME,...", help="figures: run only these of the figure's workloads "
                    "(the others' rows are kept; with --resume, a part of a long sitting first)")
+    p.add_argument("--redo", action="store_true", help="figures, with --resume and --workloads: run those "
+                   "workloads again although measured (e.g. after their tasks changed; old rows to superseded.csv)")
     p.add_argument("--target", default="host")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             out = (Path(args.out) if args.out else REPO_ROOT / "results") / args.what / args.scale
             only = [w.strip() for w in args.workloads.split(",") if w.strip()] if args.workloads else None
             res = run_e2e(FIGURES[args.what], args.scale, out, resolve_target(args.target), args.seed, args.resume,
-                          only=only)
+                          only=only, redo=args.redo)
         elif args.what in (*TABLES, "tables", "claims"):
             names = {"tables": list(TABLES), "claims": ["table2"]}.get(args.what, [args.what])
             root = Path(args.out) if args.out else REPO_ROOT / "results"

@@ -18,13 +18,15 @@ from tlm_core.ui import log
 
 
 def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False,
-            only: list[str] | None = None) -> dict:
+            only: list[str] | None = None, redo: bool = False) -> dict:
     """Per workload and method: tune its subgraphs, compile the whole model, bench it against PyTorch.
 
     e2e.csv is rewritten after every (workload, method), so a stopped run loses at most the one in
     progress; with `resume` the finished ones are kept and the one in progress continues from its store.
     `only`: run the entries of these of the spec's workloads alone (the rows of the others are kept, and
-    the table still lists every workload of the spec, those not run as "not run").
+    the table still lists every workload of the spec, those not run as "not run"). `redo`: with `resume`,
+    run those workloads' entries again although measured (their stores kept: only what changed is
+    measured), e.g. after a pipeline change of their tasks; the rows they replace go to superseded.csv.
     """
     import pandas as pd
 
@@ -32,6 +34,8 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     from tlm_core.methods import get_method
     from tlm_core.provenance import checkpoint_identity, code_state, provenance
 
+    if redo and not only:
+        raise UserError("--redo runs the entries of the --workloads named again: name them")
     if only:
         unknown = [w for w in only if w not in spec.workloads[scale]]
         if unknown:
@@ -61,7 +65,8 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
         prov = provenance(target, scale=scale, figure=spec.name, seed=seed, workloads=list(spec.workloads[scale]),
                           methods=[[m, b] for m, b in spec.methods],
                           wall_seconds=round(time.perf_counter() - started, 1), resumed=bool(done),
-                          finished=finished, **({"only": list(only)} if only else {}), checkpoint=checkpoint_identity(checkpoint(target)),
+                          finished=finished, **({"only": list(only), "redo": redo} if only else {}),
+                          checkpoint=checkpoint_identity(checkpoint(target)),
                           **({"earlier_runs": earlier} if earlier else {}))
         (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
         return prov
@@ -85,6 +90,13 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     for i, row in enumerate(entries):
         if _key(row) in kept:
             done_rows[i] = kept.pop(_key(row))
+    if redo:  # the rows replaced are kept beside, not lost
+        old = [r for i in sorted(done_rows) if entries[i]["workload"] in only for r in done_rows.pop(i)]
+        if old:
+            sup = out / "superseded.csv"
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            pd.DataFrame([{**r, "superseded_at": stamp} for r in old]).to_csv(
+                sup, mode="a", header=not sup.exists(), index=False)
     for i in sorted(range(len(entries)), key=lambda i: first if entries[i]["budget"] is None else entries[i]["budget"]):
         row, method, name = entries[i], entries[i]["method"], entries[i]["workload"]
         if i in done_rows or (only and name not in only):  # measured before this resume, or not asked for
@@ -126,6 +138,7 @@ def _key(row: dict) -> tuple:
 def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resume: bool) -> list[dict]:
     """The rows of one (workload, method): PyTorch gives two (eager, inductor), a tuning method one."""
     from tlm_core.eval import e2e
+    from tlm_core.ir.tasks import pipeline_of
     from tlm_core.methods import get_method
 
     if method == "pytorch":
@@ -150,7 +163,7 @@ def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resu
              "compile_seconds": tuned["compile_seconds"], "tasks": tuned["tasks"],
              "measured": tuned["measured"], "failed": tuned["failed"],
              "weighted_latency_ms": tuned["weighted_latency_ms"],
-             "untuned_subgraphs": len(res["untuned_subgraphs"])}]
+             "untuned_subgraphs": len(res["untuned_subgraphs"]), "pipeline": pipeline_of(source)}]
 
 
 def summary_markdown(rows: list[dict], prov: dict) -> str:
