@@ -129,6 +129,7 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert bench["tuned_subgraphs"] == 2 and bench["applied_functions"] >= 2, bench
     assert len(bench["untuned_subgraphs"]) == bench["tasks"] - 2  # reported, default code
     assert bench["max_abs_err"] < 1e-3 and bench["max_rel_err"] < 1e-3 and bench["latency_ms"] > 0
+    assert bench["eager_paired_ms"] > 0  # PyTorch eager timed alternately with the compiled model
 
     # The profile attributes the model's time to its kernels: every fused function is a task, each
     # task is called as often per run as its weight, and the tuned ones sit beside their records.
@@ -164,6 +165,25 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     prof = profile(source, str(tmp_path / "db"), host, runs=2, flag=1000.0, min_share=0.0)
     flagged = {r["task_hash"] for r in prof["kernels"] if r["flag"]}
     assert flagged == {rec["task_hash"]}, prof["kernels"]
+
+
+def test_paired_timing_alternates_the_two_and_takes_each_median():
+    """A tuned model and eager are timed A B A B (after a warm-up of each), so a drift of the machine's
+    speed falls on both; the medians are each one's own."""
+    import time
+
+    calls = []
+    durations = {"a": iter([0, 0.003, 0.001, 0.002]), "b": iter([0, 0.010, 0.030, 0.020])}
+
+    def timed(name):
+        def fn():
+            calls.append(name)
+            time.sleep(next(durations[name]))
+        return fn
+
+    a, b = e2e._paired_median_seconds(timed("a"), timed("b"), repeat=3)
+    assert calls == ["a", "b"] * 4
+    assert 0.002 <= a < 0.015 and 0.020 <= b < 0.030, (a, b)
 
 
 def test_compiled_models_call_no_scalar_libm_transcendental(tmp_path):

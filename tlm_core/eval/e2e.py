@@ -230,6 +230,21 @@ def _median_seconds(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _paired_median_seconds(first, second, repeat: int) -> tuple[float, float]:
+    """Medians of two callables timed alternately (A B A B ...), after a warm-up of each: on a shared
+    machine whose speed drifts by tens of percent between minutes, both see the same drift, so their
+    ratio holds where two medians taken minutes apart do not (resnet50's PyTorch eager on the Zen 3
+    host: 132.4 ms one evening, 73.1 ms the next night)."""
+    first(), second()
+    a, b = [], []
+    for _ in range(repeat):
+        for fn, times in ((first, a), (second, b)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
+
+
 def _errors(got: list, want: list) -> dict:
     """The largest |got - eager| of any output (`max_abs_err`), and relative to that output's largest
     |eager| (`max_rel_err`): a model whose outputs are tiny (MobileNet-V2 with random weights: logits
@@ -284,7 +299,9 @@ def set_threads(threads: int, cores: int) -> dict:
 
 
 def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) -> dict:
-    """Latency (median of `repeat`) of a compiled library and its max |output - PyTorch eager|."""
+    """Latency (median of `repeat`) of a compiled library and its max |output - PyTorch eager|, and
+    PyTorch eager's latency timed alternately with it in this process (`eager_paired_ms`)."""
+    import torch
     import tvm
     from tvm import relax
 
@@ -294,8 +311,10 @@ def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) ->
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_file)), dev)
     args = [tvm.runtime.tensor(x.numpy(), dev) for x in inputs]
     got = _leaves(vm["main"](*args))
-    seconds = _median_seconds(lambda: vm["main"](*args), repeat)
-    return {"latency_ms": round(seconds * 1e3, 4), **_errors(got, want), "outputs": len(got), "repeat": repeat}
+    with torch.no_grad():
+        seconds, eager = _paired_median_seconds(lambda: vm["main"](*args), lambda: module(*inputs), repeat)
+    return {"latency_ms": round(seconds * 1e3, 4), "eager_paired_ms": round(eager * 1e3, 4),
+            **_errors(got, want), "outputs": len(got), "repeat": repeat}
 
 
 def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
@@ -404,7 +423,9 @@ def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, 
                                **{e: max(ind1[e], ind2[e]) for e in ERRORS}}
         else:
             out["inductor"] = {"error": ind1.get("error") or ind2.get("error")}
-    elif db_dir is not None:
+    else:
+        out["eager_paired_ms"] = rule(one.get("eager_paired_ms"), two.get("eager_paired_ms"))
+    if db_dir is not None:
         out.update({k: two[k] for k in ("tuned_subgraphs", "tasks", "untuned_subgraphs")})
         out["weighted_subgraph_sum_ms"] = subgraph_sum(source, target, db_dir)["weighted_subgraph_sum_ms"]
         out["compile_model_seconds"] = round(one["compile_model_seconds"] + two["compile_model_seconds"], 2)
