@@ -250,6 +250,15 @@ def test_a_big_task_may_run_longer_and_keys_its_limit(mm, host, tmp_path):
     with Measurer(host, tmp_path / "a", cfg) as a, \
             Measurer(host, tmp_path / "b", dataclasses.replace(cfg, slowest_gflops=2.0)) as b:
         assert a.key(cand) == b.key(cand) and a.key(big) != b.key(big)
+    # The unscheduled program's limit grows too (llama's 268-GFLOP lm_head: ~28 min of naive loops, where
+    # 15 were given, so none of its candidates could be checked); keyed only above the old 15 min, so
+    # its reference_error records do not stand for the candidates measured under the longer limit.
+    assert cfg.reference_timeout(69.4e9) == cfg.reference_timeout_s
+    assert cfg.reference_timeout(268.4e9) == pytest.approx(268.4 / cfg.slowest_reference_gflops)
+    lm_head = Candidate(dataclasses.replace(mm, flops=268.4e9), cand.trace)
+    with Measurer(host, tmp_path / "c", cfg) as c, \
+            Measurer(host, tmp_path / "d", dataclasses.replace(cfg, slowest_reference_gflops=0.09)) as d:
+        assert c.key(big) == d.key(big) and c.key(lm_head) != d.key(lm_head)
 
 
 def test_retime_gives_each_candidate_its_own_rounds_and_resumes(mm, host, tmp_path):

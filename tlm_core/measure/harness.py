@@ -50,7 +50,11 @@ class MeasureConfig:
     # every candidate of a big task (resnet3d_18's 69-GFLOP conv3d: 15 s is 5 calls at 23 GFLOP/s).
     slowest_gflops: float = 5.0
     max_run_timeout_s: float = 300.0  # whatever the work, a run that hangs is given up after this
-    reference_timeout_s: float = 900.0  # the unscheduled program is naive loops: slow on big tasks
+    reference_timeout_s: float = 900.0  # the least the unscheduled program (naive loops) may take
+    # ... and a bigger task's may take its work at this rate: naive loops ran a 1024x4096x32000 matmul
+    # at 0.16 GFLOP/s on the Zen 3 host, so llama's 268-GFLOP lm_head needed ~28 min where 15 were given,
+    # and none of its candidates could be checked (the model then ran its unscheduled loops).
+    slowest_reference_gflops: float = 0.1
     batch: int = 16  # candidates built together before they are run
     # Cores left to other work while timing: kernels run on (target cores - spare_cores) threads.
     # 0 for tuning and tables; the demonstrations keep 1 (SFT holds a core beside them in `iterate`).
@@ -65,6 +69,10 @@ class MeasureConfig:
         """Seconds a run of a task of `flops` may take: the check, the warm-up and the timed calls."""
         calls = 2 + self.repeat * self.number
         return max(self.run_timeout_s, min(self.max_run_timeout_s, calls * flops / (self.slowest_gflops * 1e9)))
+
+    def reference_timeout(self, flops: float) -> float:
+        """Seconds the unscheduled program of a task of `flops` may take (computed once per task)."""
+        return max(self.reference_timeout_s, flops / (self.slowest_reference_gflops * 1e9))
 
     def threads(self, cores: int) -> int:
         """Threads a kernel is timed on, for a target of `cores` cores."""
@@ -146,6 +154,9 @@ class Measurer:
         timeout = self.config.run_timeout(cand.task.flops)
         if timeout > self.config.run_timeout_s:  # a run_timeout under the old fixed limit is not this one's
             payload["run_timeout_s"] = round(timeout, 1)
+        reference = self.config.reference_timeout(cand.task.flops)
+        if self.config.check and reference > self.config.reference_timeout_s:  # as run_timeout_s above
+            payload["reference_timeout_s"] = round(reference, 1)
         if retime is not None:
             payload["retime"] = retime
         return hashlib.sha256(canonical(payload).encode()).hexdigest()[:32]
@@ -263,7 +274,7 @@ class Measurer:
             # Asked every time: the runner keeps only a few references (memory) and answers at once
             # for those it has. A failed reference is remembered here: every candidate would fail alike.
             kind, ref = self._call_runner(worker.reference, (task.hash, task.mod_json, self._target_json,
-                                                             self._reference_file(task)), cfg.reference_timeout_s)
+                                                             self._reference_file(task)), cfg.reference_timeout(task.flops))
             if kind != "ok":
                 ref = {"ok": False, "error": f"{kind}: {ref}"}
             if not ref["ok"]:
