@@ -99,7 +99,8 @@ def test_crash_hang_and_build_error_are_recorded_and_the_run_goes_on(mm, host, t
 
 
 def test_reference_failure_is_recorded(host, tmp_path):
-    cfg = MeasureConfig(repeat=1, min_repeat_ms=1, reference_timeout_s=3)
+    # The hang's loops are hours of work: its limit would grow to the cap without slowest_reference_gflops=inf.
+    cfg = MeasureConfig(repeat=1, min_repeat_ms=1, reference_timeout_s=3, slowest_reference_gflops=float("inf"))
     with Measurer(host, tmp_path, cfg) as m:
         crash, hang = m.measure([unscheduled(kernels.segfault()), unscheduled(kernels.hang())])
     assert crash["status"] == hang["status"] == "reference_error"
@@ -255,6 +256,7 @@ def test_a_big_task_may_run_longer_and_keys_its_limit(mm, host, tmp_path):
     # its reference_error records do not stand for the candidates measured under the longer limit.
     assert cfg.reference_timeout(69.4e9) == cfg.reference_timeout_s
     assert cfg.reference_timeout(268.4e9) == pytest.approx(268.4 / cfg.slowest_reference_gflops)
+    assert cfg.reference_timeout(1e18) == cfg.max_reference_timeout_s
     lm_head = Candidate(dataclasses.replace(mm, flops=268.4e9), cand.trace)
     with Measurer(host, tmp_path / "c", cfg) as c, \
             Measurer(host, tmp_path / "d", dataclasses.replace(cfg, slowest_reference_gflops=0.09)) as d:

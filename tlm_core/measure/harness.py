@@ -55,6 +55,7 @@ class MeasureConfig:
     # at 0.16 GFLOP/s on the Zen 3 host, so llama's 268-GFLOP lm_head needed ~28 min where 15 were given,
     # and none of its candidates could be checked (the model then ran its unscheduled loops).
     slowest_reference_gflops: float = 0.1
+    max_reference_timeout_s: float = 3 * 3600.0  # one that hangs is given up after this
     batch: int = 16  # candidates built together before they are run
     # Cores left to other work while timing: kernels run on (target cores - spare_cores) threads.
     # 0 for tuning and tables; the demonstrations keep 1 (SFT holds a core beside them in `iterate`).
@@ -72,7 +73,8 @@ class MeasureConfig:
 
     def reference_timeout(self, flops: float) -> float:
         """Seconds the unscheduled program of a task of `flops` may take (computed once per task)."""
-        return max(self.reference_timeout_s, flops / (self.slowest_reference_gflops * 1e9))
+        return max(self.reference_timeout_s,
+                   min(self.max_reference_timeout_s, flops / (self.slowest_reference_gflops * 1e9)))
 
     def threads(self, cores: int) -> int:
         """Threads a kernel is timed on, for a target of `cores` cores."""
