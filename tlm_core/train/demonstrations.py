@@ -36,7 +36,9 @@ VALIDATION_FRACTION = 0.05
 #: idle most of the round (load average 1.1 on 2 cores; builds were ~55% of build + run time).
 #: Kernels are timed on one core fewer than the target's, the SFT's: on 2 cores one thread, the count
 #: every shipped record was timed on (see measure/threads.py).
-DEMO_MEASURE = MeasureConfig(reference_timeout_s=180.0, spare_cores=1)
+#: The reference limit stays a fixed 3 min (not grown with the work, and so out of the content key):
+#: a training task whose naive loops take longer is skipped, as every shipped record assumed.
+DEMO_MEASURE = MeasureConfig(reference_timeout_s=180.0, slowest_reference_gflops=float("inf"), spare_cores=1)
 
 
 def training_entries(target: ResolvedTarget) -> list[tuple[str, Task]]:
