@@ -51,8 +51,9 @@ class MeasureConfig:
     slowest_gflops: float = 5.0
     max_run_timeout_s: float = 300.0  # whatever the work, a run that hangs is given up after this
     reference_timeout_s: float = 900.0  # the least the unscheduled program (naive loops) may take
-    # ... and a bigger task's may take its work at this rate: naive loops ran a 1024x4096x32000 matmul
-    # at 0.16 GFLOP/s on the Zen 3 host, so llama's 268-GFLOP lm_head needed ~28 min where 15 were given,
+    # ... and a bigger task's may take its work at this rate: an 8-row slice (8x4096x32000) of llama's
+    # lm_head, built unscheduled, ran at 0.16 GFLOP/s on the Zen 3 host, so the whole 268-GFLOP
+    # lm_head needs ~28 min where 15 were given,
     # and none of its candidates could be checked (the model then ran its unscheduled loops).
     slowest_reference_gflops: float = 0.1
     max_reference_timeout_s: float = 3 * 3600.0  # one that hangs is given up after this
