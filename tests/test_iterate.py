@@ -173,3 +173,44 @@ def test_a_run_measured_on_one_cpu_does_not_go_on_on_another(host, tmp_path):
                        {**row, "target": "B", "latency_s": 5.0}])
     best = demonstrations.best_programs(df)
     assert sorted(zip(best.target, best.latency_s)) == [("A", 1.0), ("B", 5.0)]
+
+
+def test_training_subgraphs_of_the_current_pipeline_hold_its_test_subgraphs_out(host, monkeypatch):
+    """`--pipeline 5 --workloads ...`: the training subgraphs the test workloads' NHWC, fast-math tasks
+    resemble, compared with the test subgraphs of the same version (pipeline 1's hashes would hold
+    nothing out: every task changed)."""
+    from tlm_core.errors import UserError
+    from tlm_core.ir import tasks as T
+    from tlm_core.ir.workloads import get_workload
+    from tlm_core.train import demonstrations
+
+    name = "t_bert_tiny_b4_64"
+    new = T.extract_tasks(get_workload(name), host, pipeline=T.PIPELINE_VERSION)
+    old = {t.hash for t in T.extract_tasks(get_workload(name), host, pipeline=T.TRAINING_PIPELINE)}
+    asked = []
+
+    def held_out(target, pipeline=T.TRAINING_PIPELINE):
+        asked.append(pipeline)
+        return {new[0].hash}  # as if a test workload had the heaviest one
+
+    monkeypatch.setattr(T, "held_out_hashes", held_out)
+    entries = demonstrations.training_entries(host, T.PIPELINE_VERSION, (name,))
+    assert asked == [T.PIPELINE_VERSION]
+    hashes = {t.hash for _, t in entries}
+    assert {w for w, _ in entries} == {name} and hashes == {t.hash for t in new[1:]}
+    assert hashes - old  # fast math changed its softmax and gelu: new subgraphs to learn
+    with pytest.raises(UserError, match="not a training workload: bert_tiny"):
+        demonstrations.training_entries(host, T.PIPELINE_VERSION, ("bert_tiny",))
+
+
+def test_a_run_saved_before_a_setting_existed_goes_on_at_its_default():
+    from dataclasses import asdict, replace
+
+    from tlm_core.train.iterate import IterateConfig, same_run
+
+    cfg = IterateConfig(init="i", store="s", rounds=3)
+    saved = json.loads(json.dumps(asdict(cfg)))
+    old = {k: v for k, v in saved.items() if k not in ("pipeline", "workloads")}
+    assert same_run(saved, cfg) and same_run(old, cfg) and same_run(saved, replace(cfg, rounds=5))
+    assert not same_run(old, replace(cfg, pipeline=5))
+    assert not same_run(saved, replace(cfg, workloads=("t_resnet18_b1_192",)))

@@ -13,6 +13,27 @@ from tlm_core.errors import UserError
 from tlm_core.ui import emit_json, log
 
 
+def _pipeline(args) -> int:
+    from tlm_core.ir.tasks import PIPELINE_VERSION
+
+    if args.pipeline not in range(1, PIPELINE_VERSION + 1):
+        raise UserError(f"--pipeline {args.pipeline}: extraction versions 1 to {PIPELINE_VERSION} exist")
+    return args.pipeline
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _add_subgraph_choice(p) -> None:
+    from tlm_core.ir.tasks import PIPELINE_VERSION, TRAINING_PIPELINE
+
+    p.add_argument("--pipeline", type=int, default=TRAINING_PIPELINE,
+                   help=f"extraction version of the training subgraphs (default {TRAINING_PIPELINE}, the shipped "
+                        f"records'; {PIPELINE_VERSION}: the NHWC subgraphs the test workloads compile to)")
+    p.add_argument("--workloads", default="", metavar="A,B", help="only these training workloads (default: all)")
+
+
 def cmd_train_collect(args) -> None:
     from tlm_core.ir.target import resolve_target
     from tlm_core.train import demonstrations
@@ -21,7 +42,8 @@ def cmd_train_collect(args) -> None:
         raise UserError("--per-task must be at least 1")
     target = resolve_target(args.target)
     start = time.perf_counter()
-    out = demonstrations.collect_random(target, args.store, args.per_task, args.seed)
+    out = demonstrations.collect_random(target, args.store, args.per_task, args.seed,
+                                        pipeline=_pipeline(args), workloads=_names(args.workloads))
     out.update(seconds=round(time.perf_counter() - start, 1), store=args.store)
     if args.export:
         out.update(demonstrations.export(args.store, args.export))
@@ -81,7 +103,8 @@ def cmd_train_iterate(args) -> None:
     if args.rounds < 1 or args.per_task < 1:
         raise UserError("--rounds and --per-task must be at least 1")
     cfg = IterateConfig(init=args.init, store=args.store, rounds=args.rounds, per_task=args.per_task,
-                        top=args.top, sft_epochs=args.sft_epochs, temperature=args.temperature, seed=args.seed)
+                        top=args.top, sft_epochs=args.sft_epochs, temperature=args.temperature, seed=args.seed,
+                        pipeline=_pipeline(args), workloads=_names(args.workloads))
     out = iterate(cfg, args.out, resolve_target(args.target))
     emit_json(out) if args.json else log(json.dumps(out["convergence"][-1]))
 
@@ -150,6 +173,7 @@ def register(sub) -> None:
     add_target(p)
     p.add_argument("--seed", type=int, default=0)
     add_json(p)
+    _add_subgraph_choice(p)
     p.set_defaults(func=cmd_train_collect)
     p = tsub.add_parser("pretrain", help="pretrain on random sentences (loss on decision values only)")
     p.add_argument("--data", default="data/pretrain/sentences.parquet", help="parquet written by `tlm sample`")
@@ -186,6 +210,7 @@ def register(sub) -> None:
     add_target(p)
     p.add_argument("--seed", type=int, default=0)
     add_json(p)
+    _add_subgraph_choice(p)
     p.set_defaults(func=cmd_train_iterate)
     p = tsub.add_parser("ship", help="copy a trained model to data/model (or data/model-MCPU for another CPU) "
                         "with a card made from its runs")

@@ -346,21 +346,23 @@ def _extract_model(module, inputs: tuple, target: ResolvedTarget, pipeline: int)
     return list(tasks.values())
 
 
-def held_out_hashes(target: ResolvedTarget) -> set[str]:
+def held_out_hashes(target: ResolvedTarget, pipeline: int = TRAINING_PIPELINE) -> set[str]:
     """Structural hashes of every task of the Table-1 test workloads (the held-out set), extracted with
-    the training pipeline: the hashes the training tasks are compared with are of the same version."""
+    `pipeline`, the version the training tasks compared with them were extracted with."""
     from tlm_core.ir.workloads.zoo import TEST
 
     return {t.hash for w in progress(TEST, "test workloads")
-            for t in extract_tasks(w, target, pipeline=TRAINING_PIPELINE)}
+            for t in extract_tasks(w, target, pipeline=pipeline)}
 
 
 def without_held_out(pairs: list[tuple[Workload | UserModule, Task]], target: ResolvedTarget,
-                     held_out: set[str] | None = None) -> list[tuple[Workload | UserModule, Task]]:
+                     held_out: set[str] | None = None,
+                     pipeline: int = TRAINING_PIPELINE) -> list[tuple[Workload | UserModule, Task]]:
     """The hold-out rule, the one place it is written: a training workload never contributes a task whose
-    structural hash a test (Table-1) task has, so the model is never trained on what it is judged on."""
+    structural hash a test (Table-1) task has, so the model is never trained on what it is judged on.
+    `pipeline`: the version the training tasks were extracted with (the test tasks are, to compare)."""
     if held_out is None:
-        held_out = held_out_hashes(target) if any(w.split == "train" for w, _ in pairs) else set()
+        held_out = held_out_hashes(target, pipeline) if any(w.split == "train" for w, _ in pairs) else set()
     return [(w, t) for w, t in pairs if w.split != "train" or t.hash not in held_out]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tlm_core.errors import UserError, reason
 from tlm_core.ir.target import ResolvedTarget
-from tlm_core.ir.tasks import Task, extract_tasks, without_held_out
+from tlm_core.ir.tasks import TRAINING_PIPELINE, Task, extract_tasks, without_held_out
 from tlm_core.measure.harness import (
     OK,
     Candidate,
@@ -41,11 +41,20 @@ VALIDATION_FRACTION = 0.05
 DEMO_MEASURE = MeasureConfig(reference_timeout_s=180.0, slowest_reference_gflops=float("inf"), spare_cores=1)
 
 
-def training_entries(target: ResolvedTarget) -> list[tuple[str, Task]]:
-    """(workload, task) of every distinct training subgraph, test subgraphs held out, in zoo order."""
+def training_entries(target: ResolvedTarget, pipeline: int = TRAINING_PIPELINE,
+                     workloads: tuple[str, ...] = ()) -> list[tuple[str, Task]]:
+    """(workload, task) of every distinct training subgraph, test subgraphs held out, in zoo order.
+
+    pipeline: the extraction version (the shipped records are of TRAINING_PIPELINE's tasks; the test
+    workloads compile with PIPELINE_VERSION's, whose NHWC convolutions the model learns only from
+    records measured on them). workloads: only these training workloads (default: all)."""
     from tlm_core.ir.workloads.zoo import TRAIN
 
-    pairs = without_held_out([(w, t) for w in TRAIN for t in extract_tasks(w, target)], target)
+    chosen = [w for w in TRAIN if not workloads or w.name in workloads]
+    if unknown := sorted(set(workloads) - {w.name for w in TRAIN}):
+        raise UserError(f"not a training workload: {', '.join(unknown)} (they are: {', '.join(w.name for w in TRAIN)})")
+    pairs = without_held_out([(w, t) for w in chosen for t in extract_tasks(w, target, pipeline=pipeline)],
+                             target, pipeline=pipeline)
     seen: dict[str, tuple[str, Task]] = {}
     for w, t in pairs:
         seen.setdefault(t.hash, (w.name, t))
@@ -104,12 +113,14 @@ _PROMPTS: dict = {}
 
 
 def collect_random(target: ResolvedTarget, store: str | Path, per_task: int, seed: int = 0,
-                   config: MeasureConfig = DEMO_MEASURE, tasks_per_batch: int = 4) -> dict:
-    """Round 0: measure `per_task` random programs of every training subgraph (resumes)."""
+                   config: MeasureConfig = DEMO_MEASURE, tasks_per_batch: int = 4,
+                   pipeline: int = TRAINING_PIPELINE, workloads: tuple[str, ...] = ()) -> dict:
+    """Round 0: measure `per_task` random programs of every training subgraph (resumes); `pipeline`,
+    `workloads` as in `training_entries`."""
     from tlm_core.measure.store import RecordStore
 
     len(RecordStore(store))  # a store that cannot be read fails now, not after minutes of task extraction
-    entries = training_entries(target)
+    entries = training_entries(target, pipeline, workloads)
     restored = restore(store)
     if restored:
         log(f"restored {restored} measured records into {store} from {EXPORT}")

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from tlm_core.errors import UserError, read_json
 from tlm_core.ir.target import ResolvedTarget, describe
+from tlm_core.ir.tasks import TRAINING_PIPELINE
 from tlm_core.train import demonstrations
 from tlm_core.ui import log, progress
 
@@ -37,6 +38,10 @@ class IterateConfig:
     temperature: float = 1.0
     seed: int = 0
     tasks: int = 0  # generate for the first N training subgraphs only (smoke runs); 0 = all
+    # The training subgraphs of these extraction versions and workloads (`training_entries`): a run on
+    # pipeline 5's NHWC convolutions teaches the model what the test workloads now compile to.
+    pipeline: int = TRAINING_PIPELINE
+    workloads: tuple[str, ...] = ()
 
 
 def _done(model_dir: Path) -> bool:
@@ -118,7 +123,7 @@ def measure_loop(cfg: IterateConfig, out: Path, target: ResolvedTarget) -> None:
     from tlm_core.measure.harness import Measurer
     from tlm_core.model import checkpoint as M
 
-    entries = demonstrations.training_entries(target)
+    entries = demonstrations.training_entries(target, cfg.pipeline, tuple(cfg.workloads))
     entries = entries[:cfg.tasks] if cfg.tasks else entries
     demonstrations.remeasure_stale(cfg.store, target, entries)
     conv = out / "convergence.jsonl"
@@ -195,6 +200,14 @@ def _check_machine(out: Path, target: ResolvedTarget) -> None:
                         "`tlm train collect`)")
 
 
+def same_run(saved: dict, cfg: IterateConfig) -> bool:
+    """Whether `cfg` goes on with the run whose settings were saved: only --rounds may differ (more rounds
+    extend it); a setting the saved run predates counts at its default."""
+    mine = json.loads(json.dumps(asdict(cfg)))  # as saved: a tuple reads back as a list
+    defaults = json.loads(json.dumps({f.name: f.default for f in fields(cfg) if f.default is not MISSING}))
+    return {**defaults, **saved, "rounds": cfg.rounds} == mine
+
+
 def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict:
     """Run both loops (the measurer in a child process) until every round is done; resumable."""
     import multiprocessing
@@ -205,7 +218,7 @@ def iterate(cfg: IterateConfig, out: str | Path, target: ResolvedTarget) -> dict
     # Only --rounds may change on resume: more rounds extend the same run; anything else would mix two runs.
     ran = read_json(saved, "the run's settings, written by its first call: restore it, or start the run again "
                            "with another --out") if saved.exists() else None
-    if ran is not None and {**ran, "rounds": cfg.rounds} != asdict(cfg):
+    if ran is not None and not same_run(ran, cfg):
         raise UserError(f"{out} holds an iterative run with other settings (only --rounds may change): "
                         "use another --out")
     _check_machine(out, target)
