@@ -214,3 +214,20 @@ def test_a_run_saved_before_a_setting_existed_goes_on_at_its_default():
     assert same_run(saved, cfg) and same_run(old, cfg) and same_run(saved, replace(cfg, rounds=5))
     assert not same_run(old, replace(cfg, pipeline=5))
     assert not same_run(saved, replace(cfg, workloads=("t_resnet18_b1_192",)))
+
+
+@pytest.mark.parametrize("option, says", [("--workloads t_resnet18_b1_192,nope", "not a training workload: nope"),
+                                          ("--pipeline 9", "--pipeline 9: extraction versions 1 to")])
+def test_a_wrong_subgraph_choice_is_one_line_before_any_work(option, says, tmp_path, capsys):
+    """A misspelt workload stops `train iterate` at once, not in its measuring process after model-0's SFT."""
+    from tlm_core.cli import main
+    from tlm_core.paths import REPO_ROOT
+
+    for cmd in (f"train iterate --init {REPO_ROOT / 'data/model'} --out {tmp_path / 'it'}",
+                "train collect --per-task 1"):
+        capsys.readouterr()
+        rc = main([*cmd.split(), "--store", str(tmp_path / "store"), *option.split()])
+        err = capsys.readouterr().err
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert rc != 0 and "Traceback" not in err and len(lines) == 1 and says in lines[0], err
+    assert not (tmp_path / "it").exists() and not (tmp_path / "store").exists()

@@ -17,6 +17,7 @@ from benchmarks.reproduce.searchlog import own_cpu, search
 from benchmarks.reproduce.selection import cmd_select
 from benchmarks.reproduce.sitting import run_tables
 from benchmarks.tables import FIGURES, TABLES
+from tlm_core.cli.args import comma_list
 from tlm_core.errors import UserError
 from tlm_core.paths import REPO_ROOT
 from tlm_core.ui import emit_json
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             res = [retabulate(r) for r in runs] if args.what == "retabulate" else compare(runs)
         elif args.what in FIGURES:
             out = (Path(args.out) if args.out else REPO_ROOT / "results") / args.what / args.scale
-            only = [w.strip() for w in args.workloads.split(",") if w.strip()] if args.workloads else None
+            only = list(comma_list(args.workloads)) or None
             res = run_e2e(FIGURES[args.what], args.scale, out, resolve_target(args.target), args.seed, args.resume,
                           only=only, redo=args.redo)
         elif args.what in (*TABLES, "tables", "claims"):

@@ -8,6 +8,11 @@ from tlm_core.errors import UserError
 from tlm_core.ui import emit_json, log
 
 
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """The names of a comma-separated option (`--workloads a,b`), blanks dropped."""
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from tlm_core.cli.args import add_json, add_target, report
+from tlm_core.cli.args import add_json, add_target, comma_list, report
 from tlm_core.errors import UserError
 from tlm_core.ui import emit_json, log
 
@@ -21,8 +21,14 @@ def _pipeline(args) -> int:
     return args.pipeline
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
+def _workloads(args) -> tuple[str, ...]:
+    """--workloads, checked now: iterate's measuring process would otherwise find a wrong name only after
+    model-0's training."""
+    from tlm_core.train.demonstrations import training_workloads
+
+    chosen = comma_list(args.workloads)
+    training_workloads(chosen)
+    return chosen
 
 
 def _add_subgraph_choice(p) -> None:
@@ -43,7 +49,7 @@ def cmd_train_collect(args) -> None:
     target = resolve_target(args.target)
     start = time.perf_counter()
     out = demonstrations.collect_random(target, args.store, args.per_task, args.seed,
-                                        pipeline=_pipeline(args), workloads=_names(args.workloads))
+                                        pipeline=_pipeline(args), workloads=_workloads(args))
     out.update(seconds=round(time.perf_counter() - start, 1), store=args.store)
     if args.export:
         out.update(demonstrations.export(args.store, args.export))
@@ -104,7 +110,7 @@ def cmd_train_iterate(args) -> None:
         raise UserError("--rounds and --per-task must be at least 1")
     cfg = IterateConfig(init=args.init, store=args.store, rounds=args.rounds, per_task=args.per_task,
                         top=args.top, sft_epochs=args.sft_epochs, temperature=args.temperature, seed=args.seed,
-                        pipeline=_pipeline(args), workloads=_names(args.workloads))
+                        pipeline=_pipeline(args), workloads=_workloads(args))
     out = iterate(cfg, args.out, resolve_target(args.target))
     emit_json(out) if args.json else log(json.dumps(out["convergence"][-1]))
 

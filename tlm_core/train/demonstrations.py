@@ -41,6 +41,15 @@ VALIDATION_FRACTION = 0.05
 DEMO_MEASURE = MeasureConfig(reference_timeout_s=180.0, slowest_reference_gflops=float("inf"), spare_cores=1)
 
 
+def training_workloads(names: tuple[str, ...] = ()) -> list:
+    """The training workloads named (default: all), in zoo order; a name that is none is a UserError."""
+    from tlm_core.ir.workloads.zoo import TRAIN
+
+    if unknown := sorted(set(names) - {w.name for w in TRAIN}):
+        raise UserError(f"not a training workload: {', '.join(unknown)} (they are: {', '.join(w.name for w in TRAIN)})")
+    return [w for w in TRAIN if not names or w.name in names]
+
+
 def training_entries(target: ResolvedTarget, pipeline: int = TRAINING_PIPELINE,
                      workloads: tuple[str, ...] = ()) -> list[tuple[str, Task]]:
     """(workload, task) of every distinct training subgraph, test subgraphs held out, in zoo order.
@@ -48,12 +57,8 @@ def training_entries(target: ResolvedTarget, pipeline: int = TRAINING_PIPELINE,
     pipeline: the extraction version (the shipped records are of TRAINING_PIPELINE's tasks; the test
     workloads compile with PIPELINE_VERSION's, whose NHWC convolutions the model learns only from
     records measured on them). workloads: only these training workloads (default: all)."""
-    from tlm_core.ir.workloads.zoo import TRAIN
-
-    chosen = [w for w in TRAIN if not workloads or w.name in workloads]
-    if unknown := sorted(set(workloads) - {w.name for w in TRAIN}):
-        raise UserError(f"not a training workload: {', '.join(unknown)} (they are: {', '.join(w.name for w in TRAIN)})")
-    pairs = without_held_out([(w, t) for w in chosen for t in extract_tasks(w, target, pipeline=pipeline)],
+    pairs = without_held_out([(w, t) for w in training_workloads(workloads)
+                              for t in extract_tasks(w, target, pipeline=pipeline)],
                              target, pipeline=pipeline)
     seen: dict[str, tuple[str, Task]] = {}
     for w, t in pairs:
