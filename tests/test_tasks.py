@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from tlm_core.ir.tasks import extract_tasks
 from tlm_core.ir.workloads import Workload, get_workload
 
@@ -109,7 +111,10 @@ def test_programs_of_a_transposed_convolution_compute_what_it_computes(host, tmp
     from tlm_core.ir.workloads import parse_module
 
     (tmp_path / "up.py").write_text(UPSAMPLE_MODEL)
-    task = next(t for t in extract_tasks(parse_module(f"{tmp_path / 'up.py'}:model"), host, use_cache=False)
+    # pipeline 5: from 6 on, this transposed convolution is a sub-pixel conv2d (no flipped read); the
+    # workaround stays for one the rewrite leaves (a kernel computed at run time)
+    task = next(t for t in extract_tasks(parse_module(f"{tmp_path / 'up.py'}:model"), host, use_cache=False,
+                                         pipeline=5)
                 if "conv2d_transpose" in t.name)
     func = task.mod["main"]
     assert [int(i) for i in func.attrs["layout_free_buffers"]] == [2, 3, 4, 5]  # not the kernel (1)
@@ -127,3 +132,59 @@ def test_programs_of_a_transposed_convolution_compute_what_it_computes(host, tmp
     assert len(programs) == 12
     errors = [float(np.abs(run(sch.mod) - want).max()) for sch in programs]
     assert max(errors) <= 1e-4 * float(np.abs(want).max()), errors
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, output_padding, size", [
+    (4, 3, 4, 2, 1, 0, (5, 6)),  # dcgan's step: kernel 4, stride 2, padding 1
+    (3, 2, 3, 2, 1, 1, (4, 4)),  # a kernel not a multiple of the stride, output padding
+    (3, 2, 5, 3, 2, 0, (4, 5)),
+    (2, 2, 3, 1, 1, 0, (5, 5)),  # stride 1: a convolution with the kernel flipped
+    (4, 3, 4, 2, 0, 0, (3, 3)),
+    (2, 3, (4, 3), (2, 1), (1, 1), 0, (4, 5)),  # each axis its own
+])
+def test_a_subpixel_convolution_computes_the_transposed_one(c_in, c_out, kernel, stride, padding, output_padding,
+                                                            size):
+    """Pipeline 6's rewrite (`subpixel.rewrite`): no transposed convolution is left, and the module
+    computes what PyTorch's ConvTranspose2d does."""
+    import numpy as np
+    import torch
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.torch import from_exported_program
+
+    from tlm_core.ir import subpixel
+
+    torch.manual_seed(0)
+    m = torch.nn.ConvTranspose2d(c_in, c_out, kernel, stride=stride, padding=padding,
+                                 output_padding=output_padding, bias=False).eval()
+    x = torch.randn(2, c_in, *size)
+    mod = subpixel.rewrite(from_exported_program(torch.export.export(m, (x,)), keep_params_as_input=False))
+    assert "conv2d_transpose" not in mod.script() and "conv2d" in mod.script()
+    got = relax.VirtualMachine(relax.build(mod, target="llvm"), tvm.cpu())["main"](tvm.runtime.tensor(x.numpy()))
+    want = m(x).detach().numpy()
+    assert got[0].numpy().shape == want.shape
+    np.testing.assert_allclose(got[0].numpy(), want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_a_transposed_convolution_compiles_to_a_plain_convolution(host, tmp_path):
+    """dcgan's step at pipeline 6: its tasks hold no transposed convolution (a conv2d with 4 x the
+    output channels, weight layout-free), and the fused module computes what the PyTorch model does."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from tlm_core.ir.tasks import fused_relax
+    from tlm_core.ir.workloads import parse_module
+
+    (tmp_path / "up.py").write_text(UPSAMPLE_MODEL)
+    source = parse_module(f"{tmp_path / 'up.py'}:model")
+    tasks = extract_tasks(source, host, use_cache=False, pipeline=6)
+    assert not [t for t in tasks if "transpose" in t.name and "conv" in t.name]
+    conv = next(t for t in tasks if "conv2d" in t.name)
+    assert [int(d) for d in conv.mod["main"].params[1].shape][0] == 4 * 8  # (r_h, r_w, c_out) channels
+    assert 1 in [int(i) for i in conv.mod["main"].attrs["layout_free_buffers"]]
+    module, inputs = source.build()
+    vm = relax.VirtualMachine(relax.build(fused_relax(module, inputs, pipeline=6), target=host.tvm), tvm.cpu())
+    got = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs])[0].numpy()
+    want = module(*inputs).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
