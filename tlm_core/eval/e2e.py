@@ -389,9 +389,10 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
     with tempfile.TemporaryDirectory(prefix="tlm-bench-") as tmp:
         lib = os.path.join(tmp, "model.so")
         model = build_model(source, db_dir, lib, target)
+        built = model.summary
+        summed = weighted_sum(model.tasks, model.best)["weighted_subgraph_sum_ms"] if db_dir is not None else None
+        del model  # its fused module holds every weight: not beside the library's and PyTorch's while benched
         res = bench_library(source, lib, target, repeat)
-    built = model.summary
-    summed = weighted_sum(model.tasks, model.best)["weighted_subgraph_sum_ms"] if db_dir is not None else None
     return {**common, "method": method or "db", "db": None if db_dir is None else str(db_dir),
             "reports": "end to end", **res, "weighted_subgraph_sum_ms": summed,
             "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],
@@ -399,12 +400,27 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
             "untuned_subgraphs": built["untuned"], "compile_model_seconds": built["seconds"]}
 
 
+def _layer_build(source, n: int, target: ResolvedTarget, db_dir, method, repeat: int, inductor: bool) -> dict:
+    """`bench` of the workload's n-layer build (`_by_layer_rule` runs it in a process of its own)."""
+    return bench(source.layers(n), target, db_dir, method, repeat, inductor)
+
+
 def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, inductor: bool, common: dict) -> dict:
     """A model too big to build whole (LLaMA-7B's shapes), by the rule its tasks are weighted with:
     its 1- and 2-layer builds run end to end (each checked against PyTorch eager), and an L-layer model
     takes latency(1) + (L - 1) x (latency(2) - latency(1)). PyTorch is benched by the same rule."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     arg, layers = source.repeat
-    one, two = (bench(source.layers(n), target, db_dir, method, repeat, inductor) for n in (1, 2))
+    # Each build in a fresh process of its own (spawn: TVM's thread pools do not survive fork), its
+    # memory returned when it ends: a build holds its weights several times over (the PyTorch model,
+    # the Relax constants, the prepacked ones, the library's, the loaded library's), and LLaMA-7B's
+    # 2-layer build in the process that had built and benched the 1-layer one (and tuned the
+    # subgraphs) outgrew the host's 24 GB (an OOM kill, 2026-12-05).
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        one, two = (pool.submit(_layer_build, source, n, target, db_dir, method, repeat, inductor).result()
+                    for n in (1, 2))
 
     def rule(a, b):
         return None if a is None or b is None else round(a + (layers - 1) * (b - a), 4)
