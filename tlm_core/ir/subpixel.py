@@ -7,7 +7,7 @@ and the dilation's `if_then_else` sits inside the reduction where no schedule ve
 three big transposed convolutions ran at 3-9 useful GFLOP/s after tuning (1,320 ms against
 PyTorch's 61 ms on Zen 3, results/znver3/figure13/full). The same operator is a plain convolution
 with s_h x s_w times the output channels (one group per output phase), which MetaSchedule schedules
-like any other (and pipeline >= 2 converts to NHWC). oneDNN and PyTorch compute it the same way.
+like any other (and pipeline >= 2 converts to NHWC).
 
 The algebra (one axis; stride s, padding p, kernel k zero-padded to m x s taps):
     y[o] = sum_{i, j} x[i] w[j]  over  o = i s - p + j
