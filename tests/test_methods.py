@@ -141,13 +141,22 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     tasks = extract_tasks(source, host)
     names = kernel_tasks(e2e.relax_module(source)[0], tasks)
     assert {t.hash for t in names.values()} == {t.hash for t in tasks}
-    prof = profile(source, str(tmp_path / "db"), host, runs=2)
+    prof = profile(source, str(tmp_path / "db"), host, runs=2, alone=True)
     calls = {}
     for row in prof["kernels"]:
         calls[row["task_hash"]] = calls.get(row["task_hash"], 0) + row["calls"]
     assert calls == {t.hash: 0 if t.name in prof["not_called"] else t.weight for t in tasks}
     assert set(prof["not_called"]) == {"reshape21", "reshape71"}  # pure reshapes: the VM makes them views
     assert sum(r["measured_ms"] is not None for r in prof["kernels"]) == 2 and prof["flagged"] == []
+    # Each kernel the model calls is also timed on its own, warm and with cold caches; the sums that
+    # split the gap between measured and in-model time run over the same (tuned) kernels.
+    called = [r for r in prof["kernels"] if r["calls"]]
+    assert all(r["alone_ms"] > 0 and r["alone_flushed_ms"] > 0 for r in called), called
+    steps = prof["alone_sums"]
+    assert steps["kernels"] == 2 and steps["of"] == len(called)
+    assert steps["measured_ms"] == pytest.approx(
+        sum(r["measured_ms"] * r["calls"] for r in called if r["measured_ms"] is not None), abs=1e-3)
+    assert min(steps["alone_warm_ms"], steps["alone_flushed_ms"], steps["in_model_ms"]) > 0
     # Beside PyTorch's own profiler, per operator class: every millisecond of both sides is in one class.
     from tlm_core.eval.profile import beside, profile_pytorch
 

@@ -19,7 +19,7 @@ def cmd_profile(args) -> None:
     source = workloads.resolve(args.workload, args.module)
     target = resolve_target(args.target)
     out = profile(source, args.db, target, runs=args.runs, threads=args.threads, flag=args.flag,
-                  min_share=args.min_share)
+                  min_share=args.min_share, alone=args.alone)
     if args.pytorch:
         out["pytorch"] = profile_pytorch(source, runs=args.runs, threads=args.threads, cores=target.hardware.num_cores)
         out["beside_pytorch"] = beside(out, out["pytorch"])
@@ -32,21 +32,29 @@ def cmd_profile(args) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=2))
         sidecar = provenance(target, command="tlm profile", workload=source.name, db=args.db, runs=args.runs,
-                             threads=args.threads, pytorch=args.pytorch)
+                             threads=args.threads, pytorch=args.pytorch, alone=args.alone)
         Path(str(path) + ".provenance.json").write_text(json.dumps(sidecar, indent=2, default=str))
     if args.json:
         emit_json(out)
         return
-    print(f"{'kernel':<58} {'calls':>5} {'ms/call':>9} {'measured':>9} {'ratio':>6}")
+    def ms(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    print(f"{'kernel':<58} {'calls':>5} {'ms/call':>9} {'measured':>9} {'ratio':>6}"
+          + (f" {'alone':>9} {'flushed':>9}" if args.alone else ""))
     for r in out["kernels"]:
         if r["calls"] == 0:
             continue
-        measured = "-" if r["measured_ms"] is None else f"{r['measured_ms']:.4f}"
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        print(f"{r['kernel'][:58]:<58} {r['calls']:>5} {r['model_ms_per_call']:>9.4f} {measured:>9} {ratio:>6}"
+        print(f"{r['kernel'][:58]:<58} {r['calls']:>5} {r['model_ms_per_call']:>9.4f} {ms(r['measured_ms']):>9} {ratio:>6}"
+              + (f" {ms(r['alone_ms']):>9} {ms(r['alone_flushed_ms']):>9}" if args.alone else "")
               + ("  <-- slower in the model" if r["flag"] else ""))
     print(f"end to end {out['end_to_end_ms']:.3f} ms = kernels {out['kernels_ms']:.3f} + outside kernels "
           f"{out['outside_kernels_ms']:.3f}; measured latencies x calls {out['measured_sum_ms']:.3f} ms")
+    if args.alone:
+        s = out["alone_sums"]
+        print(f"the {s['kernels']} tuned kernels of {s['of']}, x calls: measured {s['measured_ms']:.3f} ms -> alone now "
+              f"{s['alone_warm_ms']:.3f} -> caches flushed {s['alone_flushed_ms']:.3f} -> in the model {s['in_model_ms']:.3f}")
     if args.pytorch:
         print(f"\nbeside PyTorch eager's profiler (self CPU time of its ops: {out['pytorch']['ops_ms']:.3f} ms per run)")
         print(f"{'operator class':<16} {'compiled ms':>11} {'pytorch ms':>10} {'ratio':>6}")
@@ -74,6 +82,9 @@ def register(subparsers) -> None:
                    help="...and whose excess over it is at least this fraction of the model's latency")
     p.add_argument("--pytorch", action="store_true",
                    help="also profile PyTorch eager (its own profiler) and compare per operator class")
+    p.add_argument("--alone", action="store_true",
+                   help="also time each kernel on its own (warm, and with the caches flushed before every call): "
+                        "where the model's time goes beyond the measured latencies")
     p.add_argument("--out", metavar="FILE.json", help="also write the profile there, with a provenance sidecar")
     add_json(p)
     p.set_defaults(func=cmd_profile)

@@ -123,6 +123,7 @@ class Built:
     best: dict  # task hash -> the record compiled in
     fused: object  # the fused Relax module before the records were applied (its PrimFuncs are the tasks)
     inputs: tuple  # the workload's example inputs
+    built: object = None  # the module handed to relax.build: scheduled kernels, prepacked weight shapes
 
 
 def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
@@ -201,7 +202,7 @@ def build_model(source, db_dir, out_file, target: ResolvedTarget) -> Built:
                "untuned": missing,
                "fallback": "unscheduled loops (TVM default code on llvm)" if missing else None,
                "db": None if db_dir is None else str(db_dir), "seconds": round(time.perf_counter() - start, 2)}
-    return Built(summary, tasks, best, fused, inputs)
+    return Built(summary, tasks, best, fused, inputs, mod)
 
 
 # -- bench -----------------------------------------------------------------------------------------

@@ -8,6 +8,14 @@ That is how the harness's integer-input bug was found (inputs version 1 filled i
 bert_tiny's attention mask masked everything: its softmax measured 0.22 ms and ran 2.5 ms in the
 model); this command finds such a kernel in one run.
 
+`alone=True` also times each kernel on its own from the compiled library, on the same thread pool:
+warm, as the harness measures (`measure/worker.py`), and with the caches flushed before every call
+(TVM's `cache_flush_cpu_non_first_arg`: every argument but the input leaves the caches, as a weight
+does in a model larger than the last-level cache). Between the measured sum and the end-to-end
+latency the gap then splits into: the measurement itself (a best of many noisy timings reads low;
+the host's speed drifts between tuning and now), cold caches, the kernel inside the model, and the
+VM between kernels.
+
 Timing uses the Relax VM's instrument hook (a callback before and after every call the VM makes):
 wall time per call of each fused PrimFunc, median over `runs` runs of the model. The hook's own cost
 (a Python call, a few microseconds) is inside each call's time, so tiny kernels read a little high.
@@ -69,8 +77,32 @@ def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[f
     return dict(times), calls
 
 
+def time_alone(lib, symbol: str, func, dev, repeat: int = 15) -> tuple[float, float] | None:
+    """(warm, caches flushed) median seconds of kernel `symbol` (PrimFunc `func`) of `lib` called on its own with random
+    inputs of its parameters' shapes; None when it cannot run so (a kernel that indexes with its
+    integer inputs). Warm: one call per timing, each repeat at least 10 ms, as the harness measures."""
+    import numpy as np
+    import tvm
+
+    # A Relax VM library keeps its kernels in an imported (LLVM) module.
+    owners = [lib, *lib.imports, *[i for m in lib.imports for i in m.imports]]
+    owner = next((m for m in owners if m.implements_function(symbol)), None)
+    if owner is None:
+        return None
+    rng = np.random.default_rng(0)
+    try:
+        args = [tvm.runtime.tensor(rng.uniform(-1, 1, [int(d) for d in p.shape]).astype(str(p.dtype)), dev)
+                for p in func.params]
+        warm = owner.time_evaluator(symbol, dev, number=1, repeat=3, min_repeat_ms=10)(*args).results
+        cold = owner.time_evaluator(symbol, dev, number=1, repeat=repeat,
+                                    f_preproc="cache_flush_cpu_non_first_arg")(*args).results
+    except Exception:  # noqa: BLE001 (a kernel that cannot run on random inputs: not timed alone)
+        return None
+    return statistics.median(warm), statistics.median(cold)
+
+
 def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int = 0, flag: float = 2.0,
-            min_share: float = 0.02) -> dict:
+            min_share: float = 0.02, alone: bool = False) -> dict:
     """Compile `source` with `db_dir`'s best records, run it, and compare each kernel with its record.
 
     A kernel is flagged when it runs over `flag` times its measured latency in the model *and* the
@@ -101,6 +133,13 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
         args = [tvm.runtime.tensor(x.numpy(), dev) for x in built.inputs]
         end_to_end = _median_seconds(lambda: vm["main"](*args), max(10, runs))
         times, calls = time_kernels(vm, args, set(names), runs)
+        timed_alone = {}
+        if alone:
+            loaded = tvm.runtime.load_module(str(lib))
+            funcs = {gv.name_hint.removesuffix("_prepacked"): (gv.name_hint, f)
+                     for gv, f in built.built.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
+            for name in progress(sorted(times), "kernels alone", unit="kernel"):
+                timed_alone[name] = time_alone(loaded, *funcs[name], dev) if name in funcs else None
     rows = []
     for name, ts in times.items():
         task = names[name]
@@ -114,7 +153,10 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
                      "measured_ms": None if measured is None else round(measured * 1e3, 4),
                      "ratio": None if ratio is None else round(ratio, 2),
                      "flag": ratio is not None and ratio > flag
-                     and (per_call - measured) * calls[name] >= min_share * end_to_end})
+                     and (per_call - measured) * calls[name] >= min_share * end_to_end,
+                     **({"alone_ms": None if timed_alone.get(name) is None else round(timed_alone[name][0] * 1e3, 6),
+                         "alone_flushed_ms": None if timed_alone.get(name) is None
+                         else round(timed_alone[name][1] * 1e3, 6)} if alone else {})})
     # Pure reshapes are tasks (extraction sees their PrimFuncs) but the VM runs them as views
     # (vm.builtin.reshape): they cost nothing in the model, though their measured latency counts in
     # a weighted subgraph sum.
@@ -128,6 +170,14 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
     rows.sort(key=lambda r: -r["model_ms"])
     kernels_ms = sum(r["model_ms"] for r in rows)
     measured_sum = sum(r["measured_ms"] * r["calls"] for r in rows if r["measured_ms"] is not None)
+    if alone:
+        # The same kernels in every sum, so that their differences are the steps between them.
+        both = [r for r in rows if r["calls"] and r.get("alone_ms") is not None and r["measured_ms"] is not None]
+        steps = {"kernels": len(both), "of": sum(1 for r in rows if r["calls"]),
+                 "measured_ms": round(sum(r["measured_ms"] * r["calls"] for r in both), 4),
+                 "alone_warm_ms": round(sum(r["alone_ms"] * r["calls"] for r in both), 4),
+                 "alone_flushed_ms": round(sum(r["alone_flushed_ms"] * r["calls"] for r in both), 4),
+                 "in_model_ms": round(sum(r["model_ms"] for r in both), 4)}
     return {"workload": source.name, "db": None if db_dir is None else str(db_dir), "runs": runs,
             **pools, "end_to_end_ms": round(end_to_end * 1e3, 4),
             "kernels_ms": round(kernels_ms, 4),
@@ -136,7 +186,8 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
             "measured_sum_ms": round(measured_sum, 4), "flag_ratio": flag, "min_share": min_share,
             "tuned_subgraphs": built.summary["tuned"], "tasks": len(tasks),
             "flagged": [r["kernel"] for r in rows if r["flag"]],
-            "not_called": [r["kernel"] for r in rows if r["calls"] == 0], "kernels": rows}
+            "not_called": [r["kernel"] for r in rows if r["calls"] == 0],
+            **({"alone_sums": steps} if alone else {}), "kernels": rows}
 
 
 # -- beside PyTorch ---------------------------------------------------------------------------------
