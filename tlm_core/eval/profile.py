@@ -78,22 +78,24 @@ def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[f
 
 
 def time_alone(lib, symbol: str, func, dev, repeat: int = 15) -> tuple[float, float] | None:
-    """(warm, caches flushed) median seconds of kernel `symbol` (PrimFunc `func`) of `lib` called on its own with random
-    inputs of its parameters' shapes; None when it cannot run so (a kernel that indexes with its
-    integer inputs). Warm: one call per timing, each repeat at least 10 ms, as the harness measures."""
-    import numpy as np
+    """(warm, caches flushed) median seconds of kernel `symbol` (PrimFunc `func`) of `lib` called on
+    its own with the harness's inputs (`worker._random_args`: in-bounds indices, masks that keep every
+    position); None when it cannot run so. Warm: timed as the harness times (`MeasureConfig`)."""
     import tvm
+
+    from tlm_core.measure.harness import MeasureConfig
+    from tlm_core.measure.worker import _random_args
 
     # A Relax VM library keeps its kernels in an imported (LLVM) module.
     owners = [lib, *lib.imports, *[i for m in lib.imports for i in m.imports]]
     owner = next((m for m in owners if m.implements_function(symbol)), None)
     if owner is None:
         return None
-    rng = np.random.default_rng(0)
+    cfg = MeasureConfig()
     try:
-        args = [tvm.runtime.tensor(rng.uniform(-1, 1, [int(d) for d in p.shape]).astype(str(p.dtype)), dev)
-                for p in func.params]
-        warm = owner.time_evaluator(symbol, dev, number=1, repeat=3, min_repeat_ms=10)(*args).results
+        args = [tvm.runtime.tensor(a, dev) for a in _random_args(func)]
+        warm = owner.time_evaluator(symbol, dev, number=cfg.number, repeat=cfg.repeat,
+                                    min_repeat_ms=cfg.min_repeat_ms)(*args).results
         cold = owner.time_evaluator(symbol, dev, number=1, repeat=repeat,
                                     f_preproc="cache_flush_cpu_non_first_arg")(*args).results
     except Exception:  # noqa: BLE001 (a kernel that cannot run on random inputs: not timed alone)
