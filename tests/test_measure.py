@@ -176,6 +176,26 @@ def test_kernels_are_timed_on_a_thread_per_core_and_the_count_keys_the_record(mm
     assert spare.threads(host.hardware.num_cores) == max(1, host.hardware.num_cores - 1) and spare.threads(1) == 1
 
 
+def test_flushed_timing_is_a_record_of_its_own_and_warm_keys_are_unchanged(mm, host, tmp_path):
+    """`flush_caches` times one cold call per repeat under a key of its own; leaving it off keeps the
+    keys every record measured before it was added was stored under."""
+    import dataclasses
+
+    from tlm_core.errors import UserError
+
+    assert "flush_caches" not in FAST.key_fields()
+    cold = dataclasses.replace(FAST, repeat=4, flush_caches=True)
+    assert cold.key_fields() == {**dataclasses.replace(FAST, repeat=4).key_fields(), "flush_caches": True}
+    cand = random_candidates(mm, host, 1)[0]
+    with Measurer(host, tmp_path, cold) as m:
+        rec, = m.measure([cand])
+        with Measurer(host, tmp_path / "warm", dataclasses.replace(FAST, repeat=4)) as w:
+            assert w.key(cand) != m.key(cand)
+    assert rec["status"] == "ok" and len(rec["latencies_s"]) == 4 and rec["max_rel_err"] < 1e-4
+    with pytest.raises(UserError, match="number"):
+        MeasureConfig(number=2, flush_caches=True)
+
+
 RESUME_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})

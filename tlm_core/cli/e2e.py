@@ -31,7 +31,7 @@ def cmd_tune(args) -> None:
         raise UserError("--budget must be at least 1")
     if args.max_tasks < 0:
         raise UserError("--max-tasks must be >= 0 (0 = all)")
-    config = MeasureConfig(repeat=args.repeat) if args.repeat else MeasureConfig()
+    config = MeasureConfig(**({"repeat": args.repeat} if args.repeat else {}), flush_caches=args.flush_caches)
     out = tune_workload(source, args.method, args.budget, args.out, target, config=config, seed=args.seed,
                         max_tasks=args.max_tasks)
     if args.json:
@@ -77,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="record store folder (run again to resume)")
     p.add_argument("--max-tasks", type=int, default=0, help="only the N heaviest subgraphs (0 = all)")
     p.add_argument("--repeat", type=int, default=0, help="timed repeats per candidate (default: the harness's)")
+    p.add_argument("--flush-caches", action="store_true",
+                   help="time each candidate's calls with its weights and outputs flushed from the caches, as a "
+                        "kernel runs inside the model (CPU; use a store of its own: records are keyed by it)")
     p.add_argument("--seed", type=int, default=0)
     add_json(p)
     p.set_defaults(func=cmd_tune)

@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tlm_core.errors import UserError
 from tlm_core.ir.target import ResolvedTarget
 from tlm_core.ir.tasks import Task
 from tlm_core.ir.workloads import canonical
@@ -61,11 +62,22 @@ class MeasureConfig:
     # Cores left to other work while timing: kernels run on (target cores - spare_cores) threads.
     # 0 for tuning and tables; the demonstrations keep 1 (SFT holds a core beside them in `iterate`).
     spare_cores: int = 0
+    # Time each call with the caches flushed of every argument but the first (TVM's
+    # `cache_flush_cpu_non_first_arg`, Ansor's `enable_cpu_cache_flush`): a kernel inside a model finds
+    # its input warm (the kernel before just wrote it) but its weights cold. Warm timing reads resnet50's
+    # TLM@64 kernels 11% faster than they run in the model, cold timing within 2%
+    # (results/znver3/profile/resnet50-model-nhwc-4-tlm-64-alone.json). Each repeat is then one call.
+    flush_caches: bool = False
+
+    def __post_init__(self):
+        if self.flush_caches and self.number != 1:
+            raise UserError("flush_caches times one call per repeat: leave number at 1 (raise repeat instead)")
 
     def key_fields(self) -> dict:
         """The settings that change a measured number (the thread count is keyed by the Measurer)."""
-        return {"number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
-                "check": self.check}
+        keys = {"number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms, "check": self.check}
+        # Only when set: records measured warm keep the keys they were stored under.
+        return {**keys, "flush_caches": True} if self.flush_caches else keys
 
     def run_timeout(self, flops: float) -> float:
         """Seconds a run of a task of `flops` may take: the check, the warm-up and the timed calls."""
@@ -124,6 +136,8 @@ class Measurer:
     def __init__(self, target: ResolvedTarget, store: RecordStore | str, config: MeasureConfig = MeasureConfig()):
         from tvm.support.popen_pool import PopenPoolExecutor, PopenWorker
 
+        if config.flush_caches and target.kind != "llvm":
+            raise UserError(f"flushing the caches before each timed call is a CPU setting; the target is {target.kind}")
         self.target = target
         self.store = store if isinstance(store, RecordStore) else RecordStore(store)
         self.config = config
@@ -285,7 +299,8 @@ class Measurer:
         if not ref["ok"]:
             return self._record(key, cand, "reference_error", f"unscheduled program: {ref['error']}", build_s=build_s)
         kind, res = self._call_runner(worker.run, (task.hash, task.mod_json, self._target_json, artifact, cfg.check, cfg.number,
-                                                   cfg.repeat, cfg.min_repeat_ms), cfg.run_timeout(task.flops))
+                                                   cfg.repeat, cfg.min_repeat_ms, cfg.flush_caches),
+                                      cfg.run_timeout(task.flops))
         if kind != "ok":
             return self._record(key, cand, f"run_{kind}", res, build_s=build_s)
         if not res["ok"]:

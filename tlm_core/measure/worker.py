@@ -306,8 +306,9 @@ def _max_rel_err(got: list[np.ndarray], want: list[np.ndarray]) -> float:
 
 
 def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: bool, number: int,
-        repeat: int, min_repeat_ms: int) -> dict:
-    """Load a built candidate, compare its output with the reference, then time it."""
+        repeat: int, min_repeat_ms: int, flush_caches: bool = False) -> dict:
+    """Load a built candidate, compare its output with the reference, then time it (`flush_caches`:
+    each repeat one call, after flushing every argument but the first from the caches)."""
     import tvm
 
     start = time.perf_counter()
@@ -327,7 +328,11 @@ def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: b
         if shapes is not None:
             args = [a if list(a.shape) == shape else tvm.runtime.tensor(_rng_fill(shape, dtype), dev)
                     for a, (shape, dtype) in zip(args, shapes)]
-        timer = lib.time_evaluator("main", dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
+        if flush_caches:
+            timer = lib.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=0,
+                                       f_preproc="cache_flush_cpu_non_first_arg")
+        else:
+            timer = lib.time_evaluator("main", dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
         results = [float(x) for x in timer(*args).results]
         threads = int(tvm.get_global_func("runtime.NumThreads")())  # the pool the kernel ran on
     except Exception as exc:
