@@ -249,7 +249,8 @@ def test_the_table_states_the_error_bound_every_tuned_model_met():
                 "latency_ms": 1.0, "max_abs_err": abs_err, "max_rel_err": rel_err,
                 "budget": budget if method == "tlm" else None}
 
-    rows = [{**row("wide", "tlm", 1.5e-4, 1.9e-6), "eager_paired_ms": 0.9}, row("wide", "pytorch-eager", 0.0, 0.0),
+    rows = [{**row("wide", "tlm", 1.5e-4, 1.9e-6), "eager_paired_ms": 0.9, "paired_protocol": 2},
+            row("wide", "pytorch-eager", 0.0, 0.0),
             row("wide", "pytorch-inductor", 3.9e-5, 4.8e-7), row("bad", "tlm", 2e-3, 2e-3)]
     prov = {"figure": "figure13", "scale": "full", "cpu": "c", "target": {"mcpu": "m", "num_cores": 2},
             "methods": [["tlm", {"full": 10}], ["pytorch", {}]], "workloads": ["wide", "bad", "later"]}
@@ -259,7 +260,10 @@ def test_the_table_states_the_error_bound_every_tuned_model_met():
     assert "- tlm@10 is faster than PyTorch eager on 0 of 3 workloads and than inductor on 0 of 3 (1 not run yet)" \
         in table
     # The speedup over eager timed alternately with the tuned model (a row without it is left out).
-    assert "- tlm@10 over eager timed alternately with it in one process: wide 0.90x (faster on 0 of 1)" in table
+    assert "- tlm@10 over eager timed alternately with it in one process: wide 0.90x (faster on 0 of 1)\n" in table
+    # A row benched by the first paired protocol (the switch from PyTorch timed) is marked as such.
+    rows[0]["paired_protocol"] = float("nan")  # the CSV of a row from before the column
+    assert "wide 0.90x* (faster on 0 of 1); * timed by paired protocol 1" in summary_markdown(rows, prov)
     assert "- 1 of 2 tuned models within 1e-4 of eager relative to the output's largest value (worst 2.0e-03, " \
            "bad); largest absolute error 2.0e-03 (bad, outputs up to 1); inductor's largest 3.9e-05" in table
 

@@ -164,7 +164,8 @@ def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resu
              "compile_seconds": tuned["compile_seconds"], "tasks": tuned["tasks"],
              "measured": tuned["measured"], "failed": tuned["failed"],
              "weighted_latency_ms": tuned["weighted_latency_ms"],
-             "untuned_subgraphs": len(res["untuned_subgraphs"]), "pipeline": pipeline_of(source)}]
+             "untuned_subgraphs": len(res["untuned_subgraphs"]), "pipeline": pipeline_of(source),
+             "paired_protocol": res.get("paired_protocol")}]
 
 
 def summary_markdown(rows: list[dict], prov: dict) -> str:
@@ -236,16 +237,32 @@ def _paired_lines(rows: list[dict], tuned: list) -> list[str]:
     this host's speed drifts more than the margins at stake."""
     import pandas as pd
 
+    from tlm_core.eval.e2e import PAIRED_PROTOCOL
+
     lines = []
     for m, b in tuned:
         paired = [(r["workload"], float(r["eager_paired_ms"]) / float(r["latency_ms"])) for r in rows
                   if _key(r)[1:] == (m, b) and r.get("status") == "ok"
                   and r.get("eager_paired_ms") is not None and not pd.isna(r.get("eager_paired_ms"))]
+        # Rows benched before paired protocol 2 timed the switch from PyTorch into the tuned model
+        # (tlm_core/eval/e2e.py: _paired_median_seconds), which slowed the tuned model: marked.
+        old = {r["workload"] for r in rows if _key(r)[1:] == (m, b) and r.get("status") == "ok"
+               and _protocol(r) < PAIRED_PROTOCOL}
         if paired:
             lines.append(f"- {m}@{b} over eager timed alternately with it in one process: "
-                         + ", ".join(f"{w} {x:.2f}x" for w, x in paired)
-                         + f" (faster on {sum(x > 1 for _, x in paired)} of {len(paired)})")
+                         + ", ".join(f"{w} {x:.2f}x" + ("*" if w in old else "") for w, x in paired)
+                         + f" (faster on {sum(x > 1 for _, x in paired)} of {len(paired)})"
+                         + ("; * timed by paired protocol 1, which timed the switch from PyTorch into the tuned "
+                            "model and slowed it: `--redo` benches it again" if old & {w for w, _ in paired} else ""))
     return lines
+
+
+def _protocol(row: dict) -> int:
+    """The paired-timing protocol a row was benched by (rows before the column: 1)."""
+    import pandas as pd
+
+    v = row.get("paired_protocol")
+    return 1 if v is None or pd.isna(v) else int(v)
 
 
 def _correctness_lines(rows: list[dict], tuned: list) -> list[str]:

@@ -231,15 +231,28 @@ def _median_seconds(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+#: How `_paired_median_seconds` times: 2 = one untimed call before each timed one (since 2026-12-05).
+#: Rows of version 1 (no untimed call) penalised the first runtime after the switch (see below).
+PAIRED_PROTOCOL = 2
+
+
 def _paired_median_seconds(first, second, repeat: int) -> tuple[float, float]:
-    """Medians of two callables timed alternately (A B A B ...), after a warm-up of each: on a shared
-    machine whose speed drifts by tens of percent between minutes, both see the same drift, so their
-    ratio holds where two medians taken minutes apart do not (resnet50's PyTorch eager on the Zen 3
-    host: 132.4 ms one evening, 73.1 ms the next night)."""
+    """Medians of two callables timed alternately (A B A B ...): on a shared machine whose speed
+    drifts by tens of percent between minutes, both see the same drift, so their ratio holds where
+    two medians taken minutes apart do not (resnet50's PyTorch eager on the Zen 3 host: 132.4 ms one
+    evening, 73.1 ms the next night).
+
+    Each timed call follows an untimed call of the same callable: a switch of runtime is not part of
+    either's latency. Timed right after PyTorch eager, a compiled mobilenet_v2 read 15.7 ms where it
+    ran 8.8 ms back to back (its eager: 16.9 and 16.5; Zen 4 host, 2026-12-05, three rounds alike):
+    PyTorch's OpenMP threads go on spinning for milliseconds after a call and hold the cores TVM's
+    pool needs; sleeping instead of the untimed call let the vCPUs idle, which cost as much again.
+    """
     first(), second()
     a, b = [], []
     for _ in range(repeat):
         for fn, times in ((first, a), (second, b)):
+            fn()
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
@@ -315,7 +328,7 @@ def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) ->
     with torch.no_grad():
         seconds, eager = _paired_median_seconds(lambda: vm["main"](*args), lambda: module(*inputs), repeat)
     return {"latency_ms": round(seconds * 1e3, 4), "eager_paired_ms": round(eager * 1e3, 4),
-            **_errors(got, want), "outputs": len(got), "repeat": repeat}
+            **_errors(got, want), "outputs": len(got), "repeat": repeat, "paired_protocol": PAIRED_PROTOCOL}
 
 
 def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
@@ -442,6 +455,7 @@ def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, 
             out["inductor"] = {"error": ind1.get("error") or ind2.get("error")}
     else:
         out["eager_paired_ms"] = rule(one.get("eager_paired_ms"), two.get("eager_paired_ms"))
+        out["paired_protocol"] = two.get("paired_protocol")
     if db_dir is not None:
         out.update({k: two[k] for k in ("tuned_subgraphs", "tasks", "untuned_subgraphs")})
         out["weighted_subgraph_sum_ms"] = subgraph_sum(source, target, db_dir)["weighted_subgraph_sum_ms"]
