@@ -246,7 +246,8 @@ def _paired_median_seconds(first, second, repeat: int) -> tuple[float, float]:
     either's latency. Timed right after PyTorch eager, a compiled mobilenet_v2 read 15.7 ms where it
     ran 8.8 ms back to back (its eager: 16.9 and 16.5; Zen 4 host, 2026-12-05, three rounds alike):
     PyTorch's OpenMP threads go on spinning for milliseconds after a call and hold the cores TVM's
-    pool needs; sleeping instead of the untimed call let the vCPUs idle, which cost as much again.
+    pool needs (most likely); sleeping instead of the untimed call was no fix (5.5 ms after 50 ms of
+    sleep, 10.1 after 200).
     """
     first(), second()
     a, b = [], []
