@@ -65,7 +65,7 @@ class MeasureConfig:
     # Time each call with the caches flushed of every argument but the first (TVM's
     # `cache_flush_cpu_non_first_arg`, Ansor's `enable_cpu_cache_flush`): a kernel inside a model finds
     # its input warm (the kernel before just wrote it) but its weights cold. Warm timing reads resnet50's
-    # TLM@64 kernels 11% faster than they run in the model, cold timing within 2%
+    # TLM@64 kernels 10% faster than they run in the model, cold timing within 2%
     # (results/znver3/profile/resnet50-model-nhwc-4-tlm-64-alone.json). Each repeat is then one call.
     flush_caches: bool = False
 
