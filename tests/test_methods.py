@@ -198,6 +198,30 @@ def test_paired_timing_alternates_the_two_and_leaves_the_switch_untimed():
     assert 0.002 <= a < 0.015 and 0.020 <= b < 0.030, (a, b)
 
 
+def test_switch_timing_shows_what_a_switch_of_runtime_costs():
+    """`tlm bench --switch`: the tuned model timed back to back, and right after an eager call (as
+    paired protocol 1 timed it), in turn; a simulated switch penalty shows in the second only."""
+    import time
+
+    calls = []
+
+    def timed(name, own):
+        def fn():
+            switched = bool(calls) and calls[-1] != name
+            calls.append(name)
+            time.sleep(0.03 if switched else own)
+        return fn
+
+    got = e2e._switch_median_seconds(timed("a", 0.002), timed("b", 0.001), repeat=3)
+    assert calls == ["a", "b"] + ["a", "a", "b", "a"] * 3
+    assert 2 <= got["back_to_back_ms"] < 15 <= 30 <= got["after_switch_ms"] < 45, got
+
+
+def test_switch_needs_a_compiled_model(host):
+    with pytest.raises(UserError, match="--switch"):
+        e2e.bench(get_workload("bert_tiny"), host, method="pytorch", switch=True)
+
+
 def test_compiled_models_call_no_scalar_libm_transcendental(tmp_path):
     """Pipeline 3: GELU, softmax and sigmoid use TVM's fast polynomial erf/exp. TVM lowers tir.erf and
     tir.exp to libm's scalar erff/expf on llvm, which no schedule vectorizes; version 2 called both."""

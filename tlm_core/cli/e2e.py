@@ -60,7 +60,7 @@ def cmd_bench(args) -> None:
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0 = one per core of the target)")
     out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
-                inductor=not args.no_inductor, threads=args.threads)
+                inductor=not args.no_inductor, threads=args.threads, switch=args.switch)
     report(out, args)
 
 
@@ -98,6 +98,9 @@ def register(subparsers) -> None:
     g.add_argument("--method", choices=["pytorch", "untuned"], help="PyTorch itself, or TVM default code")
     p.add_argument("--repeat", type=int, default=10, help="timed runs; the median is reported")
     p.add_argument("--no-inductor", action="store_true", help="pytorch: skip torch.compile")
+    p.add_argument("--switch", action="store_true",
+                   help="also time the compiled model back to back and right after a PyTorch eager call "
+                        "(what a switch of runtime costs it: back_to_back_ms, after_switch_ms)")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for PyTorch and the TVM runtime (0 = one per core of the target)")
     add_json(p)

@@ -260,6 +260,25 @@ def _paired_median_seconds(first, second, repeat: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
+def _switch_median_seconds(first, second, repeat: int) -> dict:
+    """What a switch of runtime costs `first` (`tlm bench --switch`): its median timed back to back
+    (`back_to_back_ms`), and timed right after one call of `second`, as paired protocol 1 timed it
+    (`after_switch_ms`). Each pair is taken in turn in one process, so a drift falls on both."""
+    first(), second()
+    alone, switched = [], []
+    for _ in range(repeat):
+        first()
+        t0 = time.perf_counter()
+        first()
+        alone.append(time.perf_counter() - t0)
+        second()
+        t0 = time.perf_counter()
+        first()
+        switched.append(time.perf_counter() - t0)
+    return {"back_to_back_ms": round(statistics.median(alone) * 1e3, 4),
+            "after_switch_ms": round(statistics.median(switched) * 1e3, 4)}
+
+
 def _errors(got: list, want: list) -> dict:
     """The largest |got - eager| of any output (`max_abs_err`), and relative to that output's largest
     |eager| (`max_rel_err`): a model whose outputs are tiny (MobileNet-V2 with random weights: logits
@@ -313,9 +332,11 @@ def set_threads(threads: int, cores: int) -> dict:
     return {"tvm_threads": got, "torch_threads": torch.get_num_threads()}
 
 
-def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) -> dict:
+def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10, switch: bool = False) -> dict:
     """Latency (median of `repeat`) of a compiled library and its max |output - PyTorch eager|, and
-    PyTorch eager's latency timed alternately with it in this process (`eager_paired_ms`)."""
+    PyTorch eager's latency timed alternately with it in this process (`eager_paired_ms`); with
+    `switch`, also the library timed back to back and right after an eager call
+    (`_switch_median_seconds`)."""
     import torch
     import tvm
     from tvm import relax
@@ -328,7 +349,9 @@ def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10) ->
     got = _leaves(vm["main"](*args))
     with torch.no_grad():
         seconds, eager = _paired_median_seconds(lambda: vm["main"](*args), lambda: module(*inputs), repeat)
-    return {"latency_ms": round(seconds * 1e3, 4), "eager_paired_ms": round(eager * 1e3, 4),
+        switched = _switch_median_seconds(lambda: vm["main"](*args), lambda: module(*inputs), repeat) \
+            if switch else {}
+    return {"latency_ms": round(seconds * 1e3, 4), "eager_paired_ms": round(eager * 1e3, 4), **switched,
             **_errors(got, want), "outputs": len(got), "repeat": repeat, "paired_protocol": PAIRED_PROTOCOL}
 
 
@@ -381,14 +404,18 @@ def weighted_sum(tasks, best: dict) -> dict:
 
 
 def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None, repeat: int = 10,
-          inductor: bool = True, threads: int = 0) -> dict:
+          inductor: bool = True, threads: int = 0, switch: bool = False) -> dict:
     """End-to-end latency and max abs error vs PyTorch: of `db_dir`'s best records, or of a method.
 
     method "pytorch": PyTorch itself; "untuned": TVM default code for every subgraph; otherwise give
     db_dir (a record store written by `tlm tune`). `reports` says what `latency_ms` is: the whole
     model run end to end, or (for a model too big to build whole here, such as LLaMA-7B's shapes) its
-    layer rule over 1- and 2-layer builds run end to end (`_by_layer_rule`).
+    layer rule over 1- and 2-layer builds run end to end (`_by_layer_rule`). `switch`: see
+    `bench_library`.
     """
+    if switch and (method == "pytorch" or source.repeat is not None):
+        raise UserError("--switch times a compiled model beside PyTorch eager: give --db DIR or --method untuned "
+                        "of a model built whole (not --method pytorch, not a layer-rule model)")
 
     common = {"workload": source.name, **set_threads(threads, target.hardware.num_cores)}
     if source.repeat is not None:
@@ -407,7 +434,7 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
         built = model.summary
         summed = weighted_sum(model.tasks, model.best)["weighted_subgraph_sum_ms"] if db_dir is not None else None
         del model  # its fused module holds every weight: not beside the library's and PyTorch's while benched
-        res = bench_library(source, lib, target, repeat)
+        res = bench_library(source, lib, target, repeat, switch)
     return {**common, "method": method or "db", "db": None if db_dir is None else str(db_dir),
             "reports": "end to end", **res, "weighted_subgraph_sum_ms": summed,
             "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],

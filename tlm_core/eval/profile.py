@@ -84,7 +84,7 @@ def time_alone(lib, symbol: str, func, dev, repeat: int = 15) -> tuple[float, fl
     import tvm
 
     from tlm_core.measure.harness import MeasureConfig
-    from tlm_core.measure.worker import _random_args
+    from tlm_core.measure.worker import _random_args, time_evaluator
 
     # A Relax VM library keeps its kernels in an imported (LLVM) module.
     owners = [lib, *lib.imports, *[i for m in lib.imports for i in m.imports]]
@@ -94,10 +94,8 @@ def time_alone(lib, symbol: str, func, dev, repeat: int = 15) -> tuple[float, fl
     cfg = MeasureConfig()
     try:
         args = [tvm.runtime.tensor(a, dev) for a in _random_args(func)]
-        warm = owner.time_evaluator(symbol, dev, number=cfg.number, repeat=cfg.repeat,
-                                    min_repeat_ms=cfg.min_repeat_ms)(*args).results
-        cold = owner.time_evaluator(symbol, dev, number=1, repeat=repeat,
-                                    f_preproc="cache_flush_cpu_non_first_arg")(*args).results
+        warm = time_evaluator(owner, symbol, dev, cfg.number, cfg.repeat, cfg.min_repeat_ms)(*args).results
+        cold = time_evaluator(owner, symbol, dev, 1, repeat, 0, flush_caches=True)(*args).results
     except Exception:  # noqa: BLE001 (a kernel that cannot run on random inputs: not timed alone)
         return None
     return statistics.median(warm), statistics.median(cold)

@@ -305,6 +305,18 @@ def _max_rel_err(got: list[np.ndarray], want: list[np.ndarray]) -> float:
     return worst
 
 
+def time_evaluator(lib, symbol: str, dev, number: int, repeat: int, min_repeat_ms: int,
+                   flush_caches: bool = False):
+    """TVM's timer of `lib`'s `symbol`: warm (`number` calls a repeat, for at least `min_repeat_ms`),
+    or with `flush_caches` one call a repeat after every argument but the first leaves the caches
+    (TVM's `cache_flush_cpu_non_first_arg`, Ansor's `enable_cpu_cache_flush`: a weight read from
+    memory, as in a model too big for the caches)."""
+    if flush_caches:
+        return lib.time_evaluator(symbol, dev, number=1, repeat=repeat, min_repeat_ms=0,
+                                  f_preproc="cache_flush_cpu_non_first_arg")
+    return lib.time_evaluator(symbol, dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
+
+
 def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: bool, number: int,
         repeat: int, min_repeat_ms: int, flush_caches: bool = False) -> dict:
     """Load a built candidate, compare its output with the reference, then time it (`flush_caches`:
@@ -328,11 +340,7 @@ def run(task_hash: str, mod_json: str, target_json: str, artifact: str, check: b
         if shapes is not None:
             args = [a if list(a.shape) == shape else tvm.runtime.tensor(_rng_fill(shape, dtype), dev)
                     for a, (shape, dtype) in zip(args, shapes)]
-        if flush_caches:
-            timer = lib.time_evaluator("main", dev, number=1, repeat=repeat, min_repeat_ms=0,
-                                       f_preproc="cache_flush_cpu_non_first_arg")
-        else:
-            timer = lib.time_evaluator("main", dev, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)
+        timer = time_evaluator(lib, "main", dev, number, repeat, min_repeat_ms, flush_caches)
         results = [float(x) for x in timer(*args).results]
         threads = int(tvm.get_global_func("runtime.NumThreads")())  # the pool the kernel ran on
     except Exception as exc:
