@@ -148,6 +148,10 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert calls == {t.hash: 0 if t.name in prof["not_called"] else t.weight for t in tasks}
     assert set(prof["not_called"]) == {"reshape21", "reshape71"}  # pure reshapes: the VM makes them views
     assert sum(r["measured_ms"] is not None for r in prof["kernels"]) == 2 and prof["flagged"] == []
+    # Outside the kernels: the VM's other calls (its builtins, allocation among them), then the rest.
+    assert any(r["call"] == "vm.builtin.alloc_tensor" and r["calls"] > 0 for r in prof["vm_calls"]), prof["vm_calls"]
+    assert not {r["call"].removesuffix("_prepacked") for r in prof["vm_calls"]} & set(names)  # kernels: counted once
+    assert prof["outside_kernels_ms"] == pytest.approx(prof["vm_calls_ms"] + prof["dispatch_ms"], abs=1e-3)
     # Each kernel the model calls is also timed on its own, warm and with cold caches; the sums that
     # split the gap between measured and in-model time run over the same (tuned) kernels.
     called = [r for r in prof["kernels"] if r["calls"]]

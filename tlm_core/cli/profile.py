@@ -50,7 +50,10 @@ def cmd_profile(args) -> None:
               + (f" {ms(r['alone_ms']):>9} {ms(r['alone_flushed_ms']):>9}" if args.alone else "")
               + ("  <-- slower in the model" if r["flag"] else ""))
     print(f"end to end {out['end_to_end_ms']:.3f} ms = kernels {out['kernels_ms']:.3f} + outside kernels "
-          f"{out['outside_kernels_ms']:.3f}; measured latencies x calls {out['measured_sum_ms']:.3f} ms")
+          f"{out['outside_kernels_ms']:.3f} (the VM's {out['vm_calls_per_run']} other calls {out['vm_calls_ms']:.3f}, "
+          f"dispatch and entry {out['dispatch_ms']:.3f}); measured latencies x calls {out['measured_sum_ms']:.3f} ms")
+    print(f"with the profiling hook the model takes {out['hooked_end_to_end_ms']:.3f} ms: {out['hook_us_per_call']:.2f} us "
+          "a call, part of it inside each timed call (small kernels read high)")
     if args.alone:
         s = out["alone_sums"]
         print(f"the {s['kernels']} tuned kernels of {s['of']}, x calls: measured {s['measured_ms']:.3f} ms -> alone now "

@@ -221,14 +221,19 @@ def _leaves(obj) -> list:
     return []
 
 
+def _call_seconds(fn, after=None) -> float:
+    """Seconds of one call of `fn`, made right after one untimed call of `after` where given: the
+    one timed-call loop body of the three timers below."""
+    if after is not None:
+        after()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def _median_seconds(fn, repeat: int) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(_call_seconds(fn) for _ in range(repeat))
 
 
 #: How `_paired_median_seconds` times: 2 = one untimed call before each timed one (since 2026-12-05).
@@ -252,11 +257,8 @@ def _paired_median_seconds(first, second, repeat: int) -> tuple[float, float]:
     first(), second()
     a, b = [], []
     for _ in range(repeat):
-        for fn, times in ((first, a), (second, b)):
-            fn()
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+        a.append(_call_seconds(first, after=first))
+        b.append(_call_seconds(second, after=second))
     return statistics.median(a), statistics.median(b)
 
 
@@ -267,14 +269,8 @@ def _switch_median_seconds(first, second, repeat: int) -> dict:
     first(), second()
     alone, switched = [], []
     for _ in range(repeat):
-        first()
-        t0 = time.perf_counter()
-        first()
-        alone.append(time.perf_counter() - t0)
-        second()
-        t0 = time.perf_counter()
-        first()
-        switched.append(time.perf_counter() - t0)
+        alone.append(_call_seconds(first, after=first))
+        switched.append(_call_seconds(first, after=second))
     return {"back_to_back_ms": round(statistics.median(alone) * 1e3, 4),
             "after_switch_ms": round(statistics.median(switched) * 1e3, 4)}
 

@@ -14,7 +14,8 @@ warm, as the harness measures (`measure/worker.py`), and with the caches flushed
 does in a model larger than the last-level cache). Between the measured sum and the end-to-end
 latency the gap then splits into: the measurement itself (a best of many noisy timings reads low;
 the host's speed drifts between tuning and now), cold caches, the kernel inside the model, and the
-VM between kernels.
+VM between kernels: its other calls, timed by the same hook (allocation, tuples, views: `vm_calls`),
+and what is left (`dispatch_ms`: its interpreter between calls, the Python call into the model).
 
 Timing uses the Relax VM's instrument hook (a callback before and after every call the VM makes):
 wall time per call of each fused PrimFunc, median over `runs` runs of the model. The hook's own cost
@@ -55,26 +56,34 @@ def kernel_tasks(mod, tasks) -> dict:
     return out
 
 
-def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """(kernel -> per-call seconds over all runs, kernel -> calls per run), via the VM's instrument hook."""
+def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[float]], dict[str, int], dict, float]:
+    """(kernel -> per-call seconds over all runs, kernel -> calls per run, other -> per-call seconds,
+    median seconds of a run with the hook), via the VM's instrument hook. "Other" is every other call the VM makes: its builtins (allocation,
+    tuples, shape checks, views) and any function that is not a task's kernel; what neither accounts
+    for is the VM's dispatch between calls and the Python call into the model."""
     times: dict[str, list[float]] = defaultdict(list)
+    others: dict[str, list[float]] = defaultdict(list)
     started: list[float] = []
 
     def hook(_func, symbol, before, _ret, *_args):
+        if before:
+            started.append(time.perf_counter())
+            return 0  # VMInstrumentReturnKind.kNoOp: run the call as usual
+        seconds = time.perf_counter() - started.pop()
         # A kernel whose weight layout was rewritten is split out as `<name>_prepacked` at compile time.
-        symbol = str(symbol).removesuffix("_prepacked")
-        if symbol in names:
-            if before:
-                started.append(time.perf_counter())
-            else:
-                times[symbol].append(time.perf_counter() - started.pop())
-        return 0  # VMInstrumentReturnKind.kNoOp: run the call as usual
+        symbol = str(symbol)
+        kernel = symbol.removesuffix("_prepacked")
+        (times[kernel] if kernel in names else others[symbol]).append(seconds)
+        return 0
 
     vm.set_instrument(hook)
+    hooked = []
     for _ in progress(range(runs), "profile runs", unit="run"):
+        t0 = time.perf_counter()
         vm["main"](*args)
+        hooked.append(time.perf_counter() - t0)
     calls = {k: len(v) // runs for k, v in times.items()}
-    return dict(times), calls
+    return dict(times), calls, dict(others), statistics.median(hooked)
 
 
 def time_alone(lib, symbol: str, func, dev, repeat: int = 15) -> tuple[float, float] | None:
@@ -132,7 +141,7 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
         vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
         args = [tvm.runtime.tensor(x.numpy(), dev) for x in built.inputs]
         end_to_end = _median_seconds(lambda: vm["main"](*args), max(10, runs))
-        times, calls = time_kernels(vm, args, set(names), runs)
+        times, calls, others, hooked = time_kernels(vm, args, set(names), runs)
         timed_alone = {}
         if alone:
             loaded = tvm.runtime.load_module(str(lib))
@@ -178,16 +187,31 @@ def profile(source, db_dir, target: ResolvedTarget, runs: int = 20, threads: int
                  "alone_warm_ms": round(sum(r["alone_ms"] * r["calls"] for r in both), 4),
                  "alone_flushed_ms": round(sum(r["alone_flushed_ms"] * r["calls"] for r in both), 4),
                  "in_model_ms": round(sum(r["model_ms"] for r in both), 4)}
+    # The VM's other calls, by symbol: per-call median x calls per run, as the kernels are counted.
+    vm_calls = sorted(({"call": k, "calls": len(ts) // runs,
+                        "ms": round(statistics.median(ts) * (len(ts) // runs) * 1e3, 4)} for k, ts in others.items()),
+                      key=lambda r: -r["ms"])
+    vm_calls_ms = sum(r["ms"] for r in vm_calls)
     return {"workload": source.name, "db": None if db_dir is None else str(db_dir), "runs": runs,
             **pools, "end_to_end_ms": round(end_to_end * 1e3, 4),
             "kernels_ms": round(kernels_ms, 4),
             # What the VM adds between kernels (allocation, builtins, the hook): end to end minus kernels.
             "outside_kernels_ms": round(end_to_end * 1e3 - kernels_ms, 4),
+            # ... split into the VM's other calls (builtins: allocation, tuples, views) and the rest (the
+            # VM's dispatch between calls, the Python call into the model).
+            "vm_calls_ms": round(vm_calls_ms, 4), "vm_calls_per_run": sum(r["calls"] for r in vm_calls),
+            "dispatch_ms": round(end_to_end * 1e3 - kernels_ms - vm_calls_ms, 4),
+            # The hook's own cost, part of it inside every timed call: the model run with it, and its
+            # cost per call. Where it is near a small kernel's time, read that kernel's row as an upper bound
+            # (a negative dispatch_ms is this cost, not a VM that takes no time).
+            "hooked_end_to_end_ms": round(hooked * 1e3, 4),
+            "hook_us_per_call": round((hooked - end_to_end) * 1e6 / max(1, sum(calls.values()) + sum(
+                r["calls"] for r in vm_calls)), 2),
             "measured_sum_ms": round(measured_sum, 4), "flag_ratio": flag, "min_share": min_share,
             "tuned_subgraphs": built.summary["tuned"], "tasks": len(tasks),
             "flagged": [r["kernel"] for r in rows if r["flag"]],
             "not_called": [r["kernel"] for r in rows if r["calls"] == 0],
-            **({"alone_sums": steps} if alone else {}), "kernels": rows}
+            **({"alone_sums": steps} if alone else {}), "kernels": rows, "vm_calls": vm_calls}
 
 
 # -- beside PyTorch ---------------------------------------------------------------------------------
