@@ -141,7 +141,10 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     tasks = extract_tasks(source, host)
     names = kernel_tasks(e2e.relax_module(source)[0], tasks)
     assert {t.hash for t in names.values()} == {t.hash for t in tasks}
-    prof = profile(source, str(tmp_path / "db"), host, runs=2, alone=True)
+    # flag=5: the records were timed once (--repeat 1) on a shared 2-core host, where a kernel can run
+    # 2x its record in the model from noise alone (CI saw it); the mismatches the flag exists for (a
+    # record timed on other inputs, see the 1 ns record below) are far larger.
+    prof = profile(source, str(tmp_path / "db"), host, runs=2, flag=5.0, alone=True)
     calls = {}
     for row in prof["kernels"]:
         calls[row["task_hash"]] = calls.get(row["task_hash"], 0) + row["calls"]
