@@ -76,12 +76,10 @@ def time_kernels(vm, args, names: set[str], runs: int) -> tuple[dict[str, list[f
         (times[kernel] if kernel in names else others[symbol]).append(seconds)
         return 0
 
+    from tlm_core.eval.e2e import _call_seconds
+
     vm.set_instrument(hook)
-    hooked = []
-    for _ in progress(range(runs), "profile runs", unit="run"):
-        t0 = time.perf_counter()
-        vm["main"](*args)
-        hooked.append(time.perf_counter() - t0)
+    hooked = [_call_seconds(lambda: vm["main"](*args)) for _ in progress(range(runs), "profile runs", unit="run")]
     calls = {k: len(v) // runs for k, v in times.items()}
     return dict(times), calls, dict(others), statistics.median(hooked)
 
