@@ -4,6 +4,7 @@ measured, checked records through the same harness."""
 
 import argparse
 import json
+import statistics
 
 import pytest
 
@@ -130,6 +131,16 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert len(bench["untuned_subgraphs"]) == bench["tasks"] - 2  # reported, default code
     assert bench["max_abs_err"] < 1e-3 and bench["max_rel_err"] < 1e-3 and bench["latency_ms"] > 0
     assert bench["eager_paired_ms"] > 0  # PyTorch eager timed alternately with the compiled model
+    # In fresh processes, one after another: the medians over them, and each one's own numbers.
+    many = run_cli(["bench", "bert_tiny", "--db", str(tmp_path / "db"), "--repeat", "2", "--processes", "2",
+                    "--json"], capsys)
+    per = many["per_process"]
+    assert per["processes"] == 2 and len(per["latency_ms"]) == len(per["eager_paired_ms"]) == 2, per
+    assert many["latency_ms"] == pytest.approx(statistics.median(per["latency_ms"]), abs=1e-4)
+    assert per["eager_over_compiled"] == [round(e / c, 4) for e, c in zip(per["eager_paired_ms"], per["latency_ms"])]
+    assert per["slowest_over_fastest"] >= 1 and many["max_abs_err"] < 1e-3 and many["tuned_subgraphs"] == 2
+    with pytest.raises(UserError, match="--processes"):
+        run_cli(["bench", "bert_tiny", "--method", "pytorch", "--processes", "2"], capsys)
 
     # The profile attributes the model's time to its kernels: every fused function is a task, each
     # task is called as often per run as its weight, and the tuned ones sit beside their records.

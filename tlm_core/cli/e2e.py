@@ -60,7 +60,7 @@ def cmd_bench(args) -> None:
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0 = one per core of the target)")
     out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
-                inductor=not args.no_inductor, threads=args.threads, switch=args.switch)
+                inductor=not args.no_inductor, threads=args.threads, switch=args.switch, processes=args.processes)
     report(out, args)
 
 
@@ -101,6 +101,9 @@ def register(subparsers) -> None:
     p.add_argument("--switch", action="store_true",
                    help="also time the compiled model back to back and right after a PyTorch eager call "
                         "(what a switch of runtime costs it: back_to_back_ms, after_switch_ms)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="time the compiled model in N fresh processes, one after another: medians over them, "
+                        "and each one's numbers under per_process (a process can draw a slow mode for its life)")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for PyTorch and the TVM runtime (0 = one per core of the target)")
     add_json(p)
