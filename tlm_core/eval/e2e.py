@@ -410,8 +410,9 @@ def _in_processes(source, lib_file, target: ResolvedTarget, repeat: int, switch:
     """`bench_library` in `processes` fresh processes, one after another: the medians over processes,
     and each process's own numbers under `per_process`.
 
-    Why: a compiled model can run at one of two speeds for the whole life of a process (bert_tiny on
-    the Zen 4 host: 0.74-0.87 ms in most fresh processes, ~1.47 ms in some), so one process's median
+    Why: a compiled model can run at one of two speeds for the whole life of a process (bert_tiny's
+    TLM@64 on the Zen 4 host: 0.81-1.20 ms in 3 of 8 fresh processes, 1.50-1.55 in 5;
+    `results/znver4/processes/`), so one process's median
     is a draw of that mode. Each process still times the model and PyTorch eager alternately, so its
     own ratio holds whichever mode it drew."""
     import multiprocessing
