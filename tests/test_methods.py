@@ -126,10 +126,16 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
                    "--repeat", "1", "--out", str(tmp_path / "db"), "--json"], capsys)
     assert out["tasks"] == 2 and out["measured"] == 2 and out["failed"] == 0, out
     assert out["compile_seconds"] > 0 and out["weighted_latency_ms"] > 0
-    bench = run_cli(["bench", "bert_tiny", "--db", str(tmp_path / "db"), "--repeat", "2", "--json"], capsys)
+    bench = run_cli(["bench", "bert_tiny", "--db", str(tmp_path / "db"), "--repeat", "2", "--fp64", "--json"],
+                    capsys)
     assert bench["tuned_subgraphs"] == 2 and bench["applied_functions"] >= 2, bench
     assert len(bench["untuned_subgraphs"]) == bench["tasks"] - 2  # reported, default code
     assert bench["max_abs_err"] < 1e-3 and bench["max_rel_err"] < 1e-3 and bench["latency_ms"] > 0
+    # Against float64, both float32 models only round: each is off by a few float32 steps of its outputs
+    # (relative ~1e-7..1e-6), and the compiled one by no more than a small multiple of eager's own.
+    exact = bench["vs_float64"]
+    assert 0 < exact["eager"]["max_rel_err"] < 1e-5 and 0 < exact["compiled"]["max_rel_err"] < 1e-5, exact
+    assert exact["compiled"]["max_abs_err"] <= 16 * exact["eager"]["max_abs_err"], exact
     assert bench["eager_paired_ms"] > 0  # PyTorch eager timed alternately with the compiled model
     # In fresh processes, one after another: the medians over them, and each one's own numbers.
     many = run_cli(["bench", "bert_tiny", "--db", str(tmp_path / "db"), "--repeat", "2", "--processes", "2",
@@ -141,6 +147,8 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert per["slowest_over_fastest"] >= 1 and many["max_abs_err"] < 1e-3 and many["tuned_subgraphs"] == 2
     with pytest.raises(UserError, match="--processes"):
         run_cli(["bench", "bert_tiny", "--method", "pytorch", "--processes", "2"], capsys)
+    with pytest.raises(UserError, match="--fp64"):
+        run_cli(["bench", "bert_tiny", "--method", "pytorch", "--fp64"], capsys)
 
     # The profile attributes the model's time to its kernels: every fused function is a task, each
     # task is called as often per run as its weight, and the tuned ones sit beside their records.

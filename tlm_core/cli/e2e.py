@@ -60,7 +60,8 @@ def cmd_bench(args) -> None:
     if args.threads < 0:
         raise UserError("--threads must be >= 0 (0 = one per core of the target)")
     out = bench(source, resolve_target(args.target), db_dir=args.db, method=args.method, repeat=args.repeat,
-                inductor=not args.no_inductor, threads=args.threads, switch=args.switch, processes=args.processes)
+                inductor=not args.no_inductor, threads=args.threads, switch=args.switch, processes=args.processes,
+                fp64=args.fp64)
     report(out, args)
 
 
@@ -104,6 +105,9 @@ def register(subparsers) -> None:
     p.add_argument("--processes", type=int, default=1,
                    help="time the compiled model in N fresh processes, one after another: medians over them, "
                         "and each one's numbers under per_process (a process can draw a slow mode for its life)")
+    p.add_argument("--fp64", action="store_true",
+                   help="also check the compiled model's and PyTorch eager's outputs against the model run in "
+                        "float64 (vs_float64): does it round more than PyTorch, or only differently?")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for PyTorch and the TVM runtime (0 = one per core of the target)")
     add_json(p)

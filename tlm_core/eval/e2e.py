@@ -306,6 +306,21 @@ def _torch_reference(module, inputs):
         return _leaves(module(*inputs))
 
 
+def _float64_errors(module, inputs, got: list, want: list) -> dict:
+    """`_errors` of the compiled model's outputs (`compiled`) and of PyTorch eager's own (`eager`),
+    both against the model run in float64 (`tlm bench --fp64`).
+
+    Why: `max_abs_err` compares two float32 computations whose sums run in different orders; where
+    outputs are large (wide_resnet50's reach 82, where one float32 step is 7.6e-6) it can exceed a
+    fixed bound with neither model wrong. Beside eager's own distance from the float64 result it says
+    whether the compiled model rounds more than PyTorch does, or only differently."""
+    import copy
+
+    exact = copy.deepcopy(module).double()
+    ref = _torch_reference(exact, [x.double() if x.is_floating_point() else x for x in inputs])
+    return {"reference": "PyTorch eager in float64", "compiled": _errors(got, ref), "eager": _errors(want, ref)}
+
+
 def set_threads(threads: int, cores: int) -> dict:
     """Threads for PyTorch's intra-op pool and TVM's runtime pool: `threads`, or (0) one per core of
     the target, both alike. Returns what each pool then has.
@@ -328,11 +343,13 @@ def set_threads(threads: int, cores: int) -> dict:
     return {"tvm_threads": got, "torch_threads": torch.get_num_threads()}
 
 
-def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10, switch: bool = False) -> dict:
+def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10, switch: bool = False,
+                  fp64: bool = False) -> dict:
     """Latency (median of `repeat`) of a compiled library and its max |output - PyTorch eager|, and
     PyTorch eager's latency timed alternately with it in this process (`eager_paired_ms`); with
     `switch`, also the library timed back to back and right after an eager call
-    (`_switch_median_seconds`)."""
+    (`_switch_median_seconds`); with `fp64`, both models' errors against float64 (`vs_float64`,
+    `_float64_errors`), taken after the timing."""
     import torch
     import tvm
     from tvm import relax
@@ -347,8 +364,10 @@ def bench_library(source, lib_file, target: ResolvedTarget, repeat: int = 10, sw
         seconds, eager = _paired_median_seconds(lambda: vm["main"](*args), lambda: module(*inputs), repeat)
         switched = _switch_median_seconds(lambda: vm["main"](*args), lambda: module(*inputs), repeat) \
             if switch else {}
+    checked = {"vs_float64": _float64_errors(module, inputs, got, want)} if fp64 else {}
     return {"latency_ms": round(seconds * 1e3, 4), "eager_paired_ms": round(eager * 1e3, 4), **switched,
-            **_errors(got, want), "outputs": len(got), "repeat": repeat, "paired_protocol": PAIRED_PROTOCOL}
+            **_errors(got, want), **checked, "outputs": len(got), "repeat": repeat,
+            "paired_protocol": PAIRED_PROTOCOL}
 
 
 def bench_pytorch(source, repeat: int = 10, inductor: bool = True) -> dict:
@@ -399,14 +418,29 @@ def weighted_sum(tasks, best: dict) -> dict:
             "tuned_subgraphs": len(tasks) - len(missing), "untuned_subgraphs": missing}
 
 
-def _bench_library_alone(source, lib_file, target: ResolvedTarget, repeat: int, switch: bool, threads: int) -> dict:
+def _each_in_fresh_process(fn, calls, label: str | None = None) -> list:
+    """fn(*args) for each args of `calls`, one after another, each in a fresh process of its own.
+
+    Why spawn, one task per process: TVM's thread pools do not survive fork, and a process's memory
+    (a build holds its weights several times over) goes back to the host when it ends."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    calls = list(calls)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        steps = progress(calls, label, unit="process") if label else calls
+        return [pool.submit(fn, *args).result() for args in steps]
+
+
+def _bench_library_alone(source, lib_file, target: ResolvedTarget, repeat: int, switch: bool, threads: int,
+                         fp64: bool) -> dict:
     """`bench_library` in a fresh process (`_in_processes` spawns one per call)."""
     set_threads(threads, target.hardware.num_cores)
-    return bench_library(source, lib_file, target, repeat, switch)
+    return bench_library(source, lib_file, target, repeat, switch, fp64)
 
 
 def _in_processes(source, lib_file, target: ResolvedTarget, repeat: int, switch: bool, threads: int,
-                  processes: int) -> dict:
+                  processes: int, fp64: bool) -> dict:
     """`bench_library` in `processes` fresh processes, one after another: the medians over processes,
     and each process's own numbers under `per_process`.
 
@@ -415,13 +449,8 @@ def _in_processes(source, lib_file, target: ResolvedTarget, repeat: int, switch:
     `results/znver4/processes/`), so one process's median
     is a draw of that mode. Each process still times the model and PyTorch eager alternately, so its
     own ratio holds whichever mode it drew."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    runs = []
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-        for _ in progress(range(processes), "bench processes", unit="process"):
-            runs.append(pool.submit(_bench_library_alone, source, lib_file, target, repeat, switch, threads).result())
+    call = (source, lib_file, target, repeat, switch, threads, fp64)
+    runs = _each_in_fresh_process(_bench_library_alone, [call] * processes, "bench processes")
     timed = [k for k in ("latency_ms", "eager_paired_ms", "back_to_back_ms", "after_switch_ms") if k in runs[0]]
     out = {**runs[0], **{k: round(statistics.median(r[k] for r in runs), 4) for k in timed},
            **{e: max(r[e] for r in runs) for e in ERRORS}}
@@ -433,7 +462,8 @@ def _in_processes(source, lib_file, target: ResolvedTarget, repeat: int, switch:
 
 
 def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None, repeat: int = 10,
-          inductor: bool = True, threads: int = 0, switch: bool = False, processes: int = 1) -> dict:
+          inductor: bool = True, threads: int = 0, switch: bool = False, processes: int = 1,
+          fp64: bool = False) -> dict:
     """End-to-end latency and max abs error vs PyTorch: of `db_dir`'s best records, or of a method.
 
     method "pytorch": PyTorch itself; "untuned": TVM default code for every subgraph; otherwise give
@@ -441,20 +471,23 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
     model run end to end, or (for a model too big to build whole here, such as LLaMA-7B's shapes) its
     layer rule over 1- and 2-layer builds run end to end (`_by_layer_rule`). `switch`: see
     `bench_library`. `processes` > 1: the compiled model timed in that many fresh processes
-    (`_in_processes`).
+    (`_in_processes`). `fp64`: each output also checked against the model run in float64, beside
+    eager's own error (`_float64_errors`).
     """
     if processes < 1:
         raise UserError("--processes must be at least 1")
-    if processes > 1 and (method == "pytorch" or source.repeat is not None):
-        raise UserError("--processes times a compiled model in fresh processes: give --db DIR or --method untuned "
-                        "of a model built whole (not --method pytorch, not a layer-rule model)")
-    if switch and (method == "pytorch" or source.repeat is not None):
-        raise UserError("--switch times a compiled model beside PyTorch eager: give --db DIR or --method untuned "
-                        "of a model built whole (not --method pytorch, not a layer-rule model)")
+    for flag, asked, what in (("--processes", processes > 1, "in fresh processes"),
+                              ("--switch", switch, "beside PyTorch eager")):
+        if asked and (method == "pytorch" or source.repeat is not None):
+            raise UserError(f"{flag} times a compiled model {what}: give --db DIR or --method untuned "
+                            "of a model built whole (not --method pytorch, not a layer-rule model)")
+    if fp64 and method == "pytorch":
+        raise UserError("--fp64 checks a compiled model and PyTorch eager against float64: give --db DIR or "
+                        "--method untuned")
 
     common = {"workload": source.name, **set_threads(threads, target.hardware.num_cores)}
     if source.repeat is not None:
-        return _by_layer_rule(source, target, db_dir, method, repeat, inductor, common)
+        return _by_layer_rule(source, target, db_dir, method, repeat, inductor, common, fp64)
     if method == "pytorch":
         return {**common, "method": "pytorch", **bench_pytorch(source, repeat, inductor)}
     if method not in (None, "untuned"):
@@ -469,8 +502,8 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
         built = model.summary
         summed = weighted_sum(model.tasks, model.best)["weighted_subgraph_sum_ms"] if db_dir is not None else None
         del model  # its fused module holds every weight: not beside the library's and PyTorch's while benched
-        res = bench_library(source, lib, target, repeat, switch) if processes == 1 else \
-            _in_processes(source, lib, target, repeat, switch, threads, processes)
+        res = bench_library(source, lib, target, repeat, switch, fp64) if processes == 1 else \
+            _in_processes(source, lib, target, repeat, switch, threads, processes, fp64)
     return {**common, "method": method or "db", "db": None if db_dir is None else str(db_dir),
             "reports": "end to end", **res, "weighted_subgraph_sum_ms": summed,
             "tuned_subgraphs": built["tuned"], "applied_functions": built["applied_functions"],
@@ -478,27 +511,24 @@ def bench(source, target: ResolvedTarget, db_dir=None, method: str | None = None
             "untuned_subgraphs": built["untuned"], "compile_model_seconds": built["seconds"]}
 
 
-def _layer_build(source, n: int, target: ResolvedTarget, db_dir, method, repeat: int, inductor: bool) -> dict:
+def _layer_build(source, n: int, target: ResolvedTarget, db_dir, method, repeat: int, inductor: bool,
+                 fp64: bool) -> dict:
     """`bench` of the workload's n-layer build (`_by_layer_rule` runs it in a process of its own)."""
-    return bench(source.layers(n), target, db_dir, method, repeat, inductor)
+    return bench(source.layers(n), target, db_dir, method, repeat, inductor, fp64=fp64)
 
 
-def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, inductor: bool, common: dict) -> dict:
+def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, inductor: bool, common: dict,
+                   fp64: bool = False) -> dict:
     """A model too big to build whole (LLaMA-7B's shapes), by the rule its tasks are weighted with:
     its 1- and 2-layer builds run end to end (each checked against PyTorch eager), and an L-layer model
     takes latency(1) + (L - 1) x (latency(2) - latency(1)). PyTorch is benched by the same rule."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     arg, layers = source.repeat
-    # Each build in a fresh process of its own (spawn: TVM's thread pools do not survive fork), its
-    # memory returned when it ends: a build holds its weights several times over (the PyTorch model,
-    # the Relax constants, the prepacked ones, the library's, the loaded library's), and LLaMA-7B's
-    # 2-layer build in the process that had built and benched the 1-layer one (and tuned the
-    # subgraphs) outgrew the host's 24 GB (an OOM kill, 2026-12-05).
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-        one, two = (pool.submit(_layer_build, source, n, target, db_dir, method, repeat, inductor).result()
-                    for n in (1, 2))
+    # Each build in a fresh process of its own: a build holds its weights several times over (the
+    # PyTorch model, the Relax constants, the prepacked ones, the library's, the loaded library's), and
+    # LLaMA-7B's 2-layer build in the process that had built and benched the 1-layer one (and tuned
+    # the subgraphs) outgrew the host's 24 GB (an OOM kill, 2026-12-05).
+    one, two = _each_in_fresh_process(_layer_build,
+                                      [(source, n, target, db_dir, method, repeat, inductor, fp64) for n in (1, 2)])
 
     def rule(a, b):
         return None if a is None or b is None else round(a + (layers - 1) * (b - a), 4)
@@ -508,6 +538,10 @@ def _by_layer_rule(source, target: ResolvedTarget, db_dir, method, repeat: int, 
                       f"(latency(2) - latency(1)) for {layers} {arg}",
            "latency_ms": rule(one["latency_ms"], two["latency_ms"]),
            **{e: max(one[e], two[e]) for e in ERRORS}, "layer_builds": {"1": one, "2": two}}
+    if fp64:
+        out["vs_float64"] = {"reference": one["vs_float64"]["reference"],
+                             **{m: {e: max(one["vs_float64"][m][e], two["vs_float64"][m][e]) for e in ERRORS}
+                                for m in ("compiled", "eager")}}
     if method == "pytorch":
         out["eager_latency_ms"] = out["latency_ms"]
         ind1, ind2 = one.get("inductor", {}), two.get("inductor", {})
