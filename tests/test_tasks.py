@@ -188,3 +188,31 @@ def test_a_transposed_convolution_compiles_to_a_plain_convolution(host, tmp_path
     got = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs])[0].numpy()
     want = module(*inputs).detach().numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_a_batch_broadcast_weight_is_one_matrix(host):
+    """Pipeline 7: BERT's attention output at batch > 1, which PyTorch exports as an `expand` of the
+    weight and a `bmm`, becomes the matmul of the flattened batch with the weight stored once, and the
+    compiled model still computes what PyTorch does. Pipeline 6 kept the batched matmul."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from tlm_core.ir.tasks import fused_relax
+
+    kw = (("layers", 1), ("heads", 2), ("hidden", 32), ("intermediate", 64))
+    source = Workload("bert_b3", "hf_bert", (((3, 16), "int64"),), "train", kw)
+
+    def weights(task):  # the shapes of a matmul task's parameters
+        return [[int(d) for d in p.shape] for p in task.mod["main"].params]
+
+    old = [weights(t) for t in extract_tasks(source, host, use_cache=False, pipeline=6) if "matmul" in t.name]
+    new = [weights(t) for t in extract_tasks(source, host, use_cache=False, pipeline=7) if "matmul" in t.name]
+    assert [3, 32, 32] in [w[1] for w in old]  # the broadcast weight: one copy per batch row
+    assert all(len(w[1]) == 2 for w in new if len(w[0]) == 2)  # every matrix input meets a matrix weight
+    assert not [w for w in new if w[1] == [3, 32, 32]]
+    module, inputs = source.build()
+    vm = relax.VirtualMachine(relax.build(fused_relax(module, inputs, pipeline=7), target=host.tvm), tvm.cpu())
+    got = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs])[0].numpy()
+    want = module(*inputs)[0].detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
