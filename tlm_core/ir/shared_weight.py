@@ -32,46 +32,41 @@ def _shape(expr) -> list[int] | None:
 
 def rewrite(mod):
     """`mod` with every batched matmul of a batch-broadcast 2-D weight a matmul of the flattened batch."""
+    from tvm import relax
+
+    from tlm_core.ir.relax_rewrite import rewrite_calls
+
+    # The broadcasts the rewritten matmuls leave unused go before FoldConstant could store them.
+    return relax.transform.DeadCodeElimination()(rewrite_calls(mod, "relax.matmul", _flattened))
+
+
+def _broadcast(mutator, var):
+    """The `broadcast_to` call `var` is bound to, or None."""
     import tvm
     from tvm import relax
-    from tvm.relax.expr_functor import PyExprMutator, mutator
 
-    matmul, broadcast = tvm.ir.Op.get("relax.matmul"), tvm.ir.Op.get("relax.broadcast_to")
+    value = mutator.lookup_binding(var) if isinstance(var, relax.Var) else None
+    return value if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.broadcast_to") else None
 
-    @mutator
-    class Flatten(PyExprMutator):
-        def visit_call_(self, call):
-            call = super().visit_call_(call)
-            if call.op != matmul or (new := self._flattened(call)) is None:
-                return call
-            return new
 
-        def _broadcast(self, var):
-            """The `broadcast_to` call `var` is bound to, or None."""
-            value = self.lookup_binding(var) if isinstance(var, relax.Var) else None
-            return value if isinstance(value, relax.Call) and value.op == broadcast else None
+def _flattened(mutator, call):
+    """The flattened form of one matmul, or None where its weight is not a broadcast matrix."""
+    from tvm import relax
 
-        def _flattened(self, call):
-            a, b = call.args
-            spread = self._broadcast(b)
-            if spread is None:
-                return None
-            w = spread.args[0]
-            a_shape, b_shape, w_shape, out = _shape(a), _shape(b), _shape(w), _shape(call)
-            if (None in (a_shape, b_shape, w_shape, out) or len(w_shape) != 2 or len(a_shape) < 3
-                    or b_shape[-2:] != w_shape or a_shape[:-2] != b_shape[:-2]):
-                return None
-            x = a
-            if (same := self._broadcast(a)) is not None and _shape(same.args[0]) == a_shape:
-                x = same.args[0]  # a broadcast to its own shape: a no-op the frontend writes
-            bb = self.builder_
-            flat = bb.emit(relax.op.reshape(x, (math.prod(a_shape[:-1]), a_shape[-1])))
-            dtype = str(call.attrs.out_dtype)
-            y = bb.emit(relax.op.matmul(flat, w, out_dtype=None if dtype in ("", "void") else dtype))
-            return relax.op.reshape(y, out)
-
-    rewriter = Flatten(mod)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-    return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
+    a, b = call.args
+    spread = _broadcast(mutator, b)
+    if spread is None:
+        return None
+    w = spread.args[0]
+    a_shape, b_shape, w_shape, out = _shape(a), _shape(b), _shape(w), _shape(call)
+    if (None in (a_shape, b_shape, w_shape, out) or len(w_shape) != 2 or len(a_shape) < 3
+            or b_shape[-2:] != w_shape or a_shape[:-2] != b_shape[:-2]):
+        return None
+    x = a
+    if (same := _broadcast(mutator, a)) is not None and _shape(same.args[0]) == a_shape:
+        x = same.args[0]  # a broadcast to its own shape: a no-op the frontend writes
+    bb = mutator.builder_
+    flat = bb.emit(relax.op.reshape(x, (math.prod(a_shape[:-1]), a_shape[-1])))
+    dtype = str(call.attrs.out_dtype)
+    y = bb.emit(relax.op.matmul(flat, w, out_dtype=None if dtype in ("", "void") else dtype))
+    return relax.op.reshape(y, out)

@@ -53,52 +53,41 @@ def _axis(size_in: int, size_out: int, s: int, p: int, m: int) -> tuple[int, int
 
 def rewrite(mod):
     """`mod` with every eligible `relax.nn.conv2d_transpose` a sub-pixel `conv2d` (see the module)."""
+    from tlm_core.ir.relax_rewrite import rewrite_calls
+
+    return rewrite_calls(mod, "relax.nn.conv2d_transpose", _subpixel)
+
+
+def _subpixel(mutator, call):
+    """The sub-pixel form of one transposed convolution, or None where it is not eligible."""
     import tvm
     from tvm import relax
-    from tvm.relax.expr_functor import PyExprMutator, mutator
 
-    op = tvm.ir.Op.get("relax.nn.conv2d_transpose")
-
-    @mutator
-    class SubPixel(PyExprMutator):
-        def visit_call_(self, call):
-            call = super().visit_call_(call)
-            if call.op != op or (new := self._subpixel(call)) is None:
-                return call
-            return new
-
-        def _subpixel(self, call):
-            a = call.attrs
-            data, weight = call.args
-            if (not isinstance(weight, tvm.ir.expr.Constant) or int(a.groups) != 1
-                    or [int(d) for d in a.dilation] != [1, 1] or a.data_layout != "NCHW"
-                    or a.kernel_layout != "IOHW" or a.out_layout != "NCHW"):
-                return None
-            try:
-                n, _, h, w_ = (int(d) for d in data.ty.shape)
-                _, co, oh, ow = (int(d) for d in call.ty.shape)
-            except (TypeError, AttributeError):  # symbolic shapes: left as they are
-                return None
-            sh, sw = (int(s) for s in a.strides)
-            top, left, _, _ = (int(p) for p in a.padding)
-            kernel = phase_kernel(weight.value.numpy(), (sh, sw))
-            mh, mw = kernel.shape[2:]
-            rows, cols = _axis(h, oh, sh, top, mh), _axis(w_, ow, sw, left, mw)
-            if rows is None or cols is None:
-                return None
-            (pt, pb, ah, off_h), (pl, pr, aw, off_w) = rows, cols
-            dtype = None if str(a.out_dtype) in ("", "void") else str(a.out_dtype)  # void: the input's
-            bb = self.builder_
-            z = bb.emit(relax.op.nn.conv2d(data, relax.const(kernel), padding=(pt, pl, pb, pr), out_dtype=dtype))
-            if h + pt + pb - mh + 1 > ah or w_ + pl + pr - mw + 1 > aw:  # rows past the last the output needs
-                z = bb.emit(relax.op.strided_slice(z, axes=[2, 3], begin=[0, 0], end=[ah, aw]))
-            z = bb.emit(relax.op.reshape(z, (n, sh, sw, co, ah, aw)))
-            z = bb.emit(relax.op.permute_dims(z, [0, 3, 4, 1, 5, 2]))
-            z = bb.emit(relax.op.reshape(z, (n, co, ah * sh, aw * sw)))
-            return relax.op.strided_slice(z, axes=[2, 3], begin=[off_h, off_w], end=[off_h + oh, off_w + ow])
-
-    rewriter = SubPixel(mod)
-    for gv, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
-    return rewriter.builder_.get()
+    a = call.attrs
+    data, weight = call.args
+    if (not isinstance(weight, tvm.ir.expr.Constant) or int(a.groups) != 1
+            or [int(d) for d in a.dilation] != [1, 1] or a.data_layout != "NCHW"
+            or a.kernel_layout != "IOHW" or a.out_layout != "NCHW"):
+        return None
+    try:
+        n, _, h, w_ = (int(d) for d in data.ty.shape)
+        _, co, oh, ow = (int(d) for d in call.ty.shape)
+    except (TypeError, AttributeError):  # symbolic shapes: left as they are
+        return None
+    sh, sw = (int(s) for s in a.strides)
+    top, left, _, _ = (int(p) for p in a.padding)
+    kernel = phase_kernel(weight.value.numpy(), (sh, sw))
+    mh, mw = kernel.shape[2:]
+    rows, cols = _axis(h, oh, sh, top, mh), _axis(w_, ow, sw, left, mw)
+    if rows is None or cols is None:
+        return None
+    (pt, pb, ah, off_h), (pl, pr, aw, off_w) = rows, cols
+    dtype = None if str(a.out_dtype) in ("", "void") else str(a.out_dtype)  # void: the input's
+    bb = mutator.builder_
+    z = bb.emit(relax.op.nn.conv2d(data, relax.const(kernel), padding=(pt, pl, pb, pr), out_dtype=dtype))
+    if h + pt + pb - mh + 1 > ah or w_ + pl + pr - mw + 1 > aw:  # rows past the last the output needs
+        z = bb.emit(relax.op.strided_slice(z, axes=[2, 3], begin=[0, 0], end=[ah, aw]))
+    z = bb.emit(relax.op.reshape(z, (n, sh, sw, co, ah, aw)))
+    z = bb.emit(relax.op.permute_dims(z, [0, 3, 4, 1, 5, 2]))
+    z = bb.emit(relax.op.reshape(z, (n, co, ah * sh, aw * sw)))
+    return relax.op.strided_slice(z, axes=[2, 3], begin=[off_h, off_w], end=[off_h + oh, off_w + ow])
