@@ -4,6 +4,20 @@
 from __future__ import annotations
 
 
+def static_shape(expr) -> list[int] | None:
+    """The static shape of a Relax expression, or None (symbolic, or not a tensor)."""
+    try:
+        return [int(d) for d in expr.ty.shape]  # TVM 0.27: `ty` (the struct info of older versions)
+    except (TypeError, AttributeError, ValueError):
+        return None
+
+
+def out_dtype(attrs) -> str | None:
+    """An operator's `out_dtype` attribute, None where it is unset ("" or void: the input's)."""
+    dtype = str(attrs.out_dtype)
+    return None if dtype in ("", "void") else dtype
+
+
 def rewrite_calls(mod, op_name: str, rewrite):
     """`mod` with each call of `op_name` in its Relax functions replaced by `rewrite(mutator, call)`,
     where that is not None (None: the call stays). `rewrite` may emit bindings with

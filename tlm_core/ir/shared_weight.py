@@ -21,20 +21,12 @@ from __future__ import annotations
 
 import math
 
-
-def _shape(expr) -> list[int] | None:
-    """The static shape of a Relax expression, or None (symbolic or not a tensor)."""
-    try:
-        return [int(d) for d in expr.ty.shape]  # TVM 0.27: `ty` (the struct info of older versions)
-    except (TypeError, AttributeError, ValueError):
-        return None
+from tlm_core.ir.relax_rewrite import out_dtype, rewrite_calls, static_shape
 
 
 def rewrite(mod):
     """`mod` with every batched matmul of a batch-broadcast 2-D weight a matmul of the flattened batch."""
     from tvm import relax
-
-    from tlm_core.ir.relax_rewrite import rewrite_calls
 
     # The broadcasts the rewritten matmuls leave unused go before FoldConstant could store them.
     return relax.transform.DeadCodeElimination()(rewrite_calls(mod, "relax.matmul", _flattened))
@@ -58,15 +50,14 @@ def _flattened(mutator, call):
     if spread is None:
         return None
     w = spread.args[0]
-    a_shape, b_shape, w_shape, out = _shape(a), _shape(b), _shape(w), _shape(call)
+    a_shape, b_shape, w_shape, out = static_shape(a), static_shape(b), static_shape(w), static_shape(call)
     if (None in (a_shape, b_shape, w_shape, out) or len(w_shape) != 2 or len(a_shape) < 3
             or b_shape[-2:] != w_shape or a_shape[:-2] != b_shape[:-2]):
         return None
     x = a
-    if (same := _broadcast(mutator, a)) is not None and _shape(same.args[0]) == a_shape:
+    if (same := _broadcast(mutator, a)) is not None and static_shape(same.args[0]) == a_shape:
         x = same.args[0]  # a broadcast to its own shape: a no-op the frontend writes
     bb = mutator.builder_
     flat = bb.emit(relax.op.reshape(x, (math.prod(a_shape[:-1]), a_shape[-1])))
-    dtype = str(call.attrs.out_dtype)
-    y = bb.emit(relax.op.matmul(flat, w, out_dtype=None if dtype in ("", "void") else dtype))
+    y = bb.emit(relax.op.matmul(flat, w, out_dtype=out_dtype(call.attrs)))
     return relax.op.reshape(y, out)

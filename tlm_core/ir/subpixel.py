@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tlm_core.ir.relax_rewrite import out_dtype, rewrite_calls, static_shape
+
 
 def phase_kernel(w: np.ndarray, strides: tuple[int, int]) -> np.ndarray:
     """The IOHW transposed-convolution kernel `w` as the OIHW kernel of its sub-pixel convolution:
@@ -53,8 +55,6 @@ def _axis(size_in: int, size_out: int, s: int, p: int, m: int) -> tuple[int, int
 
 def rewrite(mod):
     """`mod` with every eligible `relax.nn.conv2d_transpose` a sub-pixel `conv2d` (see the module)."""
-    from tlm_core.ir.relax_rewrite import rewrite_calls
-
     return rewrite_calls(mod, "relax.nn.conv2d_transpose", _subpixel)
 
 
@@ -69,11 +69,10 @@ def _subpixel(mutator, call):
             or [int(d) for d in a.dilation] != [1, 1] or a.data_layout != "NCHW"
             or a.kernel_layout != "IOHW" or a.out_layout != "NCHW"):
         return None
-    try:
-        n, _, h, w_ = (int(d) for d in data.ty.shape)
-        _, co, oh, ow = (int(d) for d in call.ty.shape)
-    except (TypeError, AttributeError):  # symbolic shapes: left as they are
+    shapes = static_shape(data), static_shape(call)
+    if None in shapes:  # symbolic shapes: left as they are
         return None
+    (n, _, h, w_), (_, co, oh, ow) = shapes
     sh, sw = (int(s) for s in a.strides)
     top, left, _, _ = (int(p) for p in a.padding)
     kernel = phase_kernel(weight.value.numpy(), (sh, sw))
@@ -82,7 +81,7 @@ def _subpixel(mutator, call):
     if rows is None or cols is None:
         return None
     (pt, pb, ah, off_h), (pl, pr, aw, off_w) = rows, cols
-    dtype = None if str(a.out_dtype) in ("", "void") else str(a.out_dtype)  # void: the input's
+    dtype = out_dtype(a)
     bb = mutator.builder_
     z = bb.emit(relax.op.nn.conv2d(data, relax.const(kernel), padding=(pt, pl, pb, pr), out_dtype=dtype))
     if h + pt + pb - mh + 1 > ah or w_ + pl + pr - mw + 1 > aw:  # rows past the last the output needs
