@@ -4,6 +4,7 @@ measured, checked records through the same harness."""
 
 import argparse
 import json
+import os
 import statistics
 
 import pytest
@@ -145,6 +146,12 @@ def test_tune_compile_bench_agree_with_pytorch(tmp_path, capsys):
     assert many["latency_ms"] == pytest.approx(statistics.median(per["latency_ms"]), abs=1e-4)
     assert per["eager_over_compiled"] == [round(e / c, 4) for e, c in zip(per["eager_paired_ms"], per["latency_ms"])]
     assert per["slowest_over_fastest"] >= 1 and many["max_abs_err"] < 1e-3 and many["tuned_subgraphs"] == 2
+    # How the OS ran each process: switches counted during its bench, and where each of its threads ran
+    # (the main thread, TVM's pool, PyTorch's): at least the main thread, on a CPU of this machine.
+    assert len(per["scheduling"]) == 2 and "scheduling" not in many, per
+    for ran in per["scheduling"]:
+        assert ran["voluntary_switches"] >= 0 and ran["involuntary_switches"] >= 0, ran
+        assert ran["threads"] and all(0 <= t["cpu"] < os.cpu_count() and t["may_run_on"] for t in ran["threads"]), ran
     with pytest.raises(UserError, match="--processes"):
         run_cli(["bench", "bert_tiny", "--method", "pytorch", "--processes", "2"], capsys)
     with pytest.raises(UserError, match="--fp64"):

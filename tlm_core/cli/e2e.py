@@ -104,7 +104,8 @@ def register(subparsers) -> None:
                         "(what a switch of runtime costs it: back_to_back_ms, after_switch_ms)")
     p.add_argument("--processes", type=int, default=1,
                    help="time the compiled model in N fresh processes, one after another: medians over them, "
-                        "and each one's numbers under per_process (a process can draw a slow mode for its life)")
+                        "and each one's numbers under per_process (a process can draw a slow mode for its life), "
+                        "with how the OS ran it (per_process.scheduling: context switches, each thread's CPU)")
     p.add_argument("--fp64", action="store_true",
                    help="also check the compiled model's and PyTorch eager's outputs against the model run in "
                         "float64 (vs_float64): does it round more than PyTorch, or only differently?")

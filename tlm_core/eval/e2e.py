@@ -432,11 +432,37 @@ def _each_in_fresh_process(fn, calls, label: str | None = None) -> list:
         return [pool.submit(fn, *args).result() for args in steps]
 
 
+def _scheduling() -> dict:
+    """How the OS ran this process so far: its context switches (all threads) and, per thread, the CPU it
+    last ran on and the CPUs it may run on (Linux /proc; {} elsewhere).
+
+    Why: a process draws one of two speeds for its life (`_in_processes`); these say whether the slow
+    one is the OS's doing: preempted threads (involuntary switches) or threads sharing a CPU."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"voluntary_switches": use.ru_nvcsw, "involuntary_switches": use.ru_nivcsw}
+    try:
+        tids = sorted(os.listdir("/proc/self/task"), key=int)
+        # Field 39 of /proc/.../stat is the CPU the thread last ran on (after the ")" of its name: index 36).
+        out["threads"] = [{"cpu": int(Path(f"/proc/self/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[36]),
+                           "may_run_on": sorted(os.sched_getaffinity(int(t)))} for t in tids]
+    except (OSError, AttributeError, IndexError, ValueError):
+        pass
+    return out
+
+
 def _bench_library_alone(source, lib_file, target: ResolvedTarget, repeat: int, switch: bool, threads: int,
                          fp64: bool) -> dict:
-    """`bench_library` in a fresh process (`_in_processes` spawns one per call)."""
+    """`bench_library` in a fresh process (`_in_processes` spawns one per call), with how the OS ran the
+    process meanwhile (`_scheduling`: the switches counted during the bench alone)."""
     set_threads(threads, target.hardware.num_cores)
-    return bench_library(source, lib_file, target, repeat, switch, fp64)
+    before = _scheduling()
+    out = bench_library(source, lib_file, target, repeat, switch, fp64)
+    after = _scheduling()
+    out["scheduling"] = {**{k: after[k] - before[k] for k in ("voluntary_switches", "involuntary_switches")},
+                         "threads": after.get("threads", [])}
+    return out
 
 
 def _in_processes(source, lib_file, target: ResolvedTarget, repeat: int, switch: bool, threads: int,
@@ -451,11 +477,13 @@ def _in_processes(source, lib_file, target: ResolvedTarget, repeat: int, switch:
     own ratio holds whichever mode it drew."""
     call = (source, lib_file, target, repeat, switch, threads, fp64)
     runs = _each_in_fresh_process(_bench_library_alone, [call] * processes, "bench processes")
+    scheduling = [r.pop("scheduling") for r in runs]
     timed = [k for k in ("latency_ms", "eager_paired_ms", "back_to_back_ms", "after_switch_ms") if k in runs[0]]
     out = {**runs[0], **{k: round(statistics.median(r[k] for r in runs), 4) for k in timed},
            **{e: max(r[e] for r in runs) for e in ERRORS}}
     out["per_process"] = {"processes": processes, **{k: [r[k] for r in runs] for k in timed},
                           "eager_over_compiled": [round(r["eager_paired_ms"] / r["latency_ms"], 4) for r in runs],
+                          "scheduling": scheduling,
                           "slowest_over_fastest": round(max(r["latency_ms"] for r in runs)
                                                         / min(r["latency_ms"] for r in runs), 4)}
     return out
