@@ -434,7 +434,7 @@ def _each_in_fresh_process(fn, calls, label: str | None = None) -> list:
 
 def _scheduling() -> dict:
     """How the OS ran this process so far: its context switches (all threads) and, per thread, the CPU it
-    last ran on and the CPUs it may run on (Linux /proc; {} elsewhere).
+    last ran on and the CPUs it may run on (`threads`: Linux /proc only, absent elsewhere).
 
     Why: a process draws one of two speeds for its life (`_in_processes`); these say whether the slow
     one is the OS's doing: preempted threads (involuntary switches) or threads sharing a CPU."""
