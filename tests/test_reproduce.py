@@ -749,3 +749,24 @@ def test_a_log_whose_records_are_not_tuning_records_is_a_user_error(tmp_path, mo
     (folder / "database_workload.json").unlink()
     with pytest.raises(UserError, match=r"database_workload.json: no such file"):
         reproduce.log_counts(folder)
+
+
+def test_pytorch_linear_times_each_shape_warm_and_cold(tmp_path, capsys):
+    """Every shape gets a warm and a cold median from its own runs, the cold one cycling through enough
+    weight copies to exceed the byte budget; a malformed shape is a one-line error, exit 2."""
+    from benchmarks import pytorch_linear
+
+    out = tmp_path / "linear.json"
+    assert pytorch_linear.main(["--shapes", "4x16x8,2x8x32", "--runs", "3", "--calls", "4",
+                                "--cold-bytes", str(4096), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["shape"] for r in result["shapes"]] == ["4x16x8", "2x8x32"]
+    for r in result["shapes"]:
+        assert r["weight_copies"] * 4 * r["k"] * r["n"] >= 4096
+        assert len(r["warm_runs_ms"]) == len(r["cold_runs_ms"]) == 3
+        assert r["warm_ms"] == sorted(r["warm_runs_ms"])[1] > 0 and r["cold_ms"] == sorted(r["cold_runs_ms"])[1] > 0
+    assert "command" in json.loads(Path(f"{out}.provenance.json").read_text())
+    capsys.readouterr()
+    assert pytorch_linear.main(["--shapes", "128x768", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "128x768" in err
