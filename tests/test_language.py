@@ -164,3 +164,27 @@ def test_cli_sample_bad_output_name(tmp_path):
     run = subprocess.run([sys.executable, "-m", "tlm_core.cli", "sample", "bert_tiny", "-n", "5", "--out",
                           str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "parquet" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_tuned_trace_reads_back_as_its_program(host):
+    """A schedule's trace (sketch instructions with their decisions and extents, then postprocessors)
+    reads back as the program that made it, for every sketch of every bert_tiny subgraph; a trace of
+    another subgraph's space is no program of this one."""
+    from tlm_core.language.program import program_of_trace
+
+    rng = np.random.default_rng(3)
+    tasks = extract_tasks(get_workload("bert_tiny"), host)
+    checked = 0
+    for task in tasks:
+        space = design_space(task, host)
+        for k in range(len(space.sketches)):
+            sch, program = replay(space, k, random_chooser(rng), host.hardware, seed=k + 1)
+            if sch is None:
+                continue
+            assert program_of_trace(space, sch.trace, host.hardware) == program, (task.name, k)
+            checked += 1
+    assert checked >= len(tasks)
+    matmul = next(t for t in tasks if t.name.startswith("fused_matmul"))
+    other = next(t for t in tasks if "softmax" in t.name)
+    sch, _ = replay(design_space(other, host), 0, random_chooser(rng), host.hardware)
+    assert program_of_trace(design_space(matmul, host), sch.trace, host.hardware) is None

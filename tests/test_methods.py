@@ -113,6 +113,34 @@ def test_metaschedule_records_are_remeasured_by_our_harness(small_tasks, host, m
     assert res.tasks_without_record == [] and res.measured >= 1, res
     assert "fast build" in res.notes["builder"]
     assert "metaschedule: search" in capsys.readouterr().err  # the search shows its trials as they come
+    # Each searched program is a sentence of the language (a demonstration): decoded and replayed, it
+    # builds the module MetaSchedule's trace builds.
+    import tvm_ffi
+    from tvm.s_tir import Schedule, Trace
+
+    from tlm_core.ir.space import design_space
+    from tlm_core.language.program import apply_program
+    from tlm_core.language.sentence import decode
+    from tlm_core.measure.store import RecordStore
+
+    records = [r for r in RecordStore(measurer.store.folder)
+               if r.get("method") == "metaschedule" and r["task_hash"] == task[0].hash]
+    assert records and res.notes["candidates_with_sentence"] == res.candidates
+    for r in records:
+        assert r["sketch"] >= 0, r
+        mine = apply_program(design_space(task[0], host), decode((r["prompt"] + " " + r["decisions"]).split()),
+                             host.hardware)
+        theirs = Schedule(task[0].mod)
+        Trace.apply_json_to_schedule(json.loads(r["trace"]), theirs)
+        assert tvm_ffi.structural_equal(mine.mod, theirs.mod)
+
+
+def test_collect_refuses_a_method_that_tunes_no_subgraph(capsys):
+    from tlm_core.cli import main
+
+    assert main(["train", "collect", "--method", "pytorch", "--workloads", "t_bert_tiny_b4_64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--method pytorch does not tune subgraphs" in err
 
 
 @pytest.mark.slow

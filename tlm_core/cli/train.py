@@ -46,14 +46,65 @@ def cmd_train_collect(args) -> None:
 
     if args.per_task < 1:
         raise UserError("--per-task must be at least 1")
+    if args.max_tasks < 0 or (args.max_tasks and args.method == "random"):
+        raise UserError("--max-tasks: a number >= 0, and only with --method (round 0 measures every subgraph)")
     target = resolve_target(args.target)
     start = time.perf_counter()
-    out = demonstrations.collect_random(target, args.store, args.per_task, args.seed,
-                                        pipeline=_pipeline(args), workloads=_workloads(args))
+    if args.method == "random":
+        out = demonstrations.collect_random(target, args.store, args.per_task, args.seed,
+                                            pipeline=_pipeline(args), workloads=_workloads(args))
+    else:
+        out = _collect_with(args.method, target, args.store, args.per_task, args.seed, _pipeline(args),
+                            _workloads(args), args.max_tasks)
     out.update(seconds=round(time.perf_counter() - start, 1), store=args.store)
     if args.export:
         out.update(demonstrations.export(args.store, args.export))
     report(out, args)
+
+
+def _collect_with(name: str, target, store: str, budget: int, seed: int, pipeline: int,
+                  workloads: tuple[str, ...], max_tasks: int = 0) -> dict:
+    """Demonstrations from a tuning method: `budget` trials of `name` (e.g. MetaSchedule's search) on
+    every training subgraph, one training workload at a time, into the demonstration store. Their
+    fastest programs teach the model what a search finds (the paper's demonstrations came from 10K
+    measurements per subgraph; its loop here measures a handful). Test subgraphs stay held out
+    (`training_entries`); a workload whose subgraphs all have this method's records is skipped
+    (resumable); only records whose program is a sentence of the language are demonstrations.
+    max_tasks: only each workload's N heaviest training subgraphs (0 = all)."""
+    from tlm_core.measure.store import RecordStore
+    from tlm_core.methods import get_method
+    from tlm_core.train import demonstrations
+    from tlm_core.ui import progress
+
+    method = get_method(name)
+    if not method.tunes_subgraphs:
+        raise UserError(f"--method {name} does not tune subgraphs; use random or a searching method "
+                        "(see `tlm methods`)")
+    len(RecordStore(store))  # a store that cannot be read fails now, not after minutes of task extraction
+    restored = demonstrations.restore(store)
+    if restored:
+        log(f"restored {restored} measured records into {store} from {demonstrations.EXPORT}")
+    by_workload: dict[str, list] = {}
+    for w, t in demonstrations.training_entries(target, pipeline, workloads):
+        by_workload.setdefault(w, []).append(t)  # each workload's heaviest first, as extracted
+    if max_tasks:
+        by_workload = {w: ts[:max_tasks] for w, ts in by_workload.items()}
+    done = {r.get("task_hash") for r in RecordStore(store) if r.get("method") == name}
+    out = {"method": name, "subgraphs": sum(map(len, by_workload.values())), "candidates": 0, "ok": 0,
+           "failed": 0, "skipped_workloads": []}
+    for w, tasks in progress(list(by_workload.items()), desc=f"{name} demonstrations", unit="workload"):
+        if all(t.hash in done for t in tasks):
+            out["skipped_workloads"].append(w)
+            continue
+        res = method.tune(tasks, target, budget, store, w, config=demonstrations.DEMO_MEASURE, seed=seed)
+        out["candidates"] += res.candidates
+        out["ok"] += res.measured
+        out["failed"] += res.failed
+    df = demonstrations.frame(store)
+    mine = df[(df.method == name) & df.task_hash.isin({t.hash for ts in by_workload.values() for t in ts})] \
+        if len(df) else df
+    out["demonstrations"] = int((mine.status == demonstrations.OK).sum()) if len(mine) else 0
+    return out
 
 
 def cmd_train_pretrain(args) -> None:
@@ -172,8 +223,15 @@ def register(sub) -> None:
     """`tlm train ...`."""
     train = sub.add_parser("train", help="train the TLM: demonstration data, pretraining, SFT, the iterative loop")
     tsub = train.add_subparsers(dest="train_command", required=True)
-    p = tsub.add_parser("collect", help="measure random programs of every training subgraph (round 0)")
-    p.add_argument("--per-task", type=int, default=8, help="random programs per subgraph")
+    p = tsub.add_parser("collect", help="measure random programs of every training subgraph (round 0), or "
+                                         "what a tuning method finds for them")
+    p.add_argument("--per-task", type=int, default=8,
+                   help="random programs per subgraph (with --method: its budget, trials per subgraph)")
+    p.add_argument("--method", default="random",
+                   help="random (round 0), or a method of `tlm methods` whose best programs become "
+                        "demonstrations (metaschedule: MetaSchedule's search)")
+    p.add_argument("--max-tasks", type=int, default=0,
+                   help="with --method: only each workload's N heaviest training subgraphs (0 = all)")
     p.add_argument("--store", default="data/demonstrations/store", help="record store folder")
     p.add_argument("--export", metavar="FILE.parquet", help="then write the records as parquet")
     add_target(p)

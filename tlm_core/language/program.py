@@ -267,3 +267,75 @@ def apply_program(space, program: Program, hardware):
     if sch is None:
         raise InvalidDecision("a postprocessor rejects the program")
     return sch
+
+
+_SIMPLE: dict = {}  # (id(space), sketch) -> the sketch's instructions without dead code
+
+
+def _simple_sketch(space, sketch_index: int) -> list:
+    key = (id(space), sketch_index)
+    if key not in _SIMPLE:
+        _SIMPLE[key] = list(space.sketches[sketch_index].trace.simplified(remove_postproc=True).insts)
+    return _SIMPLE[key]
+
+
+def program_of_trace(space, trace, hardware) -> Program | None:
+    """The program of the language that a tuned trace of the task's space is, or None.
+
+    A trace that MetaSchedule tuned (its database, a user's tuning log) is one of the space's sketches
+    with its sampling decisions and its parallel/vectorize annotation values filled in, then its
+    postprocessors. It is that sketch's program when its instructions before the postprocessors match
+    the sketch's one by one (kind and attributes), every value lies in its decision's domain, and
+    replaying the program builds the same module as the trace does (checked: a trace of
+    another space, or of another task, is None). So search results become sentences: demonstrations.
+    """
+    # Compared without dead code: MetaSchedule's database keeps traces simplified (a sketch's
+    # GetSBlock of a block it never schedules is gone), a replayed one is not.
+    simple = trace.simplified(remove_postproc=False)
+    every = list(simple.insts)
+    decided = dict(simple.decisions.items())
+    target_mod = None
+    for index in range(len(space.sketches)):
+        sketch = _simple_sketch(space, index)
+        # The sketch's part of the trace; what follows it (MetaSchedule's EnterPostproc and the
+        # postprocessors' instructions) the check of the built module below covers.
+        insts = every[:len(sketch)]
+        if len(insts) != len(sketch) or not all(
+                mine.kind.name == theirs.kind.name and str(mine.attrs) == str(theirs.attrs)
+                for mine, theirs in zip(sketch, insts)):
+            continue
+        extents = [(int(theirs.inputs[1]),) for theirs in insts if _annotation_kind(theirs) is not None]
+        sampling = [decided[i] for i in insts if i.kind.name in _SAMPLING]
+
+        def choose(kind, header, domain, extents=extents, sampling=sampling):
+            if kind in EXTENT_ANNOTATIONS.values():
+                value = extents.pop(0)
+            else:
+                d = sampling.pop(0)
+                value = tuple(int(x) for x in d) if kind == "tile" else (int(d),)
+            if value not in domain():
+                raise InvalidDecision(f"{kind} value {value} is not in its domain here")
+            return value
+
+        try:
+            sch, program = replay(space, index, choose, hardware, fast=False)
+        except (InvalidDecision, RuntimeError, ValueError, IndexError):  # TVM's errors are RuntimeErrors
+            continue
+        if sch is None:
+            continue
+        if target_mod is None:
+            target_mod = _script(space.task.mod, trace)
+        if _script(space.task.mod, sch.trace) == target_mod:
+            return program
+    return None
+
+
+def _script(mod, trace) -> str:
+    """The module a trace builds, as TVMScript text. Compared as text, not structurally: a trace read
+    back from MetaSchedule's JSON database holds the layout rewrite's annotation `True` as `1`."""
+    from tvm.s_tir import Schedule
+
+    sch = Schedule(mod)
+    trace.apply_to_schedule(sch, remove_postproc=False)
+    return sch.mod.script().replace('"meta_schedule.layout_rewrite_preproc": True',
+                                    '"meta_schedule.layout_rewrite_preproc": 1')

@@ -216,9 +216,26 @@ def _progress_callback(bar):
     return Progress()
 
 
-def candidates_from_database(name: str, database, tasks, workload: str) -> tuple[list, dict]:
-    """Our candidates of the best REMEASURE traces per task of a MetaSchedule database."""
-    cands, failed_in_ms, with_records = [], [], 0
+def _sentence(task, trace, target) -> dict:
+    """A trace's program in the tensor language, as a record's fields (sketch, decisions, prompt), or
+    sketch -1 when it is no program of the language's space of the task. With them, the searched
+    programs are demonstrations: `tlm train sft --records STORE` learns from them."""
+    from tlm_core.ir.space import design_space
+    from tlm_core.language.program import program_of_trace
+    from tlm_core.language.sentence import decision_tokens
+    from tlm_core.train.demonstrations import prompt_text
+
+    program = program_of_trace(design_space(task, target), trace, target.hardware)
+    if program is None:
+        return {"sketch": -1}
+    return {"sketch": program.sketch, "decisions": " ".join(decision_tokens(program)),
+            "prompt": prompt_text(task, target, program.sketch)}
+
+
+def candidates_from_database(name: str, database, tasks, workload: str, target) -> tuple[list, dict]:
+    """Our candidates of the best REMEASURE traces per task of a MetaSchedule database, each with its
+    sentence where its trace is a program of the language."""
+    cands, failed_in_ms, with_records, sentences = [], [], 0, 0
     everything = None
     for t in tasks:
         records = list(database.get_top_k(database.commit_workload(t.mod), REMEASURE))
@@ -235,16 +252,19 @@ def candidates_from_database(name: str, database, tasks, workload: str) -> tuple
                 f"measuring {len(records)} of its traces with ours")
         for rank, rec in enumerate(records):
             run_s = [float(x) for x in rec.run_secs] if rec.run_secs is not None else []
+            sentence = _sentence(t, rec.trace, target)
+            sentences += sentence["sketch"] >= 0
             cands.append(Candidate(t, trace_to_json(rec.trace), workload, name,
-                                   extra_json(ms_rank=rank, ms_run_secs=run_s, sketch=-1)))
-    return cands, {"tasks_with_ms_records": with_records, "tasks_failed_in_ms_runner": failed_in_ms}
+                                   extra_json(ms_rank=rank, ms_run_secs=run_s, **sentence)))
+    return cands, {"tasks_with_ms_records": with_records, "tasks_failed_in_ms_runner": failed_in_ms,
+                   "candidates_with_sentence": sentences}
 
 
 def _make_tune(name: str, cfg: SearchConfig):
     def tune(tasks, target, budget, measurer, workload, seed):
         work_dir = str(measurer.store.folder / f"{name}-db")
         database, notes = search(name, cfg, tasks, target, budget, work_dir, seed)
-        cands, more = candidates_from_database(name, database, tasks, workload)
+        cands, more = candidates_from_database(name, database, tasks, workload, target)
         notes.update(more)
         return cands, notes
 
