@@ -191,8 +191,11 @@ def test_one_model_for_every_cpu_ships_with_each_cpus_programs_and_replaces_a_mo
                             "target": [host.hardware.to_json()] * 2 + [other.to_json()] * 2})
     assert [h["mcpu"] for h in demonstrations.cpus_of(records)] == sorted([host.hardware.mcpu, "othercpu"])
     assert demonstrations.without_cpu(records, "othercpu").target.tolist() == [host.hardware.to_json()] * 2
+    assert demonstrations.without_cpu(records, "othercpu", keep=True).target.tolist() == [other.to_json()] * 2
     with pytest.raises(UserError, match="no record was measured on it; the records' CPUs are"):
         demonstrations.without_cpu(records, "nocpu")
+    with pytest.raises(UserError, match="--cpu nocpu: no record was measured on it"):
+        demonstrations.without_cpu(records, "nocpu", keep=True)
     sft, pre = tmp_path / "sft", tmp_path / "pretrain"
     for d in (sft, pre):
         d.mkdir()

@@ -133,8 +133,12 @@ def cmd_train_sft(args) -> None:
     if not len(records):
         raise UserError(f"--records {args.records}: no measured records there (measure some with "
                         "`tlm train collect`, or give the exported parquet)")
+    if args.without_cpu and args.cpu:
+        raise UserError("--cpu and --without-cpu: give one of them")
     if args.without_cpu:
         records = demonstrations.without_cpu(records, args.without_cpu)
+    if args.cpu:
+        records = demonstrations.without_cpu(records, args.cpu, keep=True)
     sft = demonstrations.best_programs(records, args.top)
     machines = sft.target.nunique() if len(sft) else 0
     log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs"
@@ -256,6 +260,8 @@ def register(sub) -> None:
     p.add_argument("--top", type=int, default=1, help="programs per subgraph: the fastest ones")
     p.add_argument("--without-cpu", metavar="MCPU", help="leave out the records measured on this CPU (LLVM name, "
                    "e.g. znver4): a leave-one-CPU-out model, the honest figure for a CPU the model never saw")
+    p.add_argument("--cpu", metavar="MCPU", help="only the records measured on this CPU (LLVM name, e.g. "
+                   "rocketlake): a model of one CPU, as `tlm train iterate` trains")
     p.add_argument("--out", required=True, help="output folder (run again to resume)")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--lr", type=float, default=3e-4)

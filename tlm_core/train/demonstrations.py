@@ -329,14 +329,15 @@ def best_programs(df, per_task: int = 1, current_only: bool = True):
     return ok.groupby(["target", "task_hash"], sort=False).head(per_task).reset_index(drop=True)
 
 
-def without_cpu(df, mcpu: str):
-    """The records not measured on the CPU `mcpu` (LLVM's name, as the hardware record holds it); a
-    name no record has is a UserError naming the CPUs the records were measured on."""
+def without_cpu(df, mcpu: str, keep: bool = False):
+    """The records not measured on the CPU `mcpu` (LLVM's name, as the hardware record holds it), or
+    with `keep` only those measured on it; a name no record has is a UserError naming the CPUs the
+    records were measured on."""
     cpus = df.target.map(lambda t: json.loads(t).get("mcpu"))
     if not (cpus == mcpu).any():
-        raise UserError(f"--without-cpu {mcpu}: no record was measured on it; the records' CPUs are "
-                        f"{', '.join(sorted(set(cpus.dropna())))}")
-    return df[cpus != mcpu].reset_index(drop=True)
+        raise UserError(f"--{'cpu' if keep else 'without-cpu'} {mcpu}: no record was measured on it; the "
+                        f"records' CPUs are {', '.join(sorted(set(cpus.dropna())))}")
+    return df[(cpus == mcpu) if keep else (cpus != mcpu)].reset_index(drop=True)
 
 
 def cpus_of(df) -> list[dict]:

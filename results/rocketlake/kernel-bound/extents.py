@@ -20,7 +20,7 @@ from tlm_core.ir.space import design_space
 from tlm_core.ir.target import resolve_target
 from tlm_core.ir.tasks import extract_tasks
 from tlm_core.ir.workloads import get_workload
-from tlm_core.language.program import Decision, Program, apply_program
+from tlm_core.language.program import Program, apply_program
 from tlm_core.language.sentence import decode
 from tlm_core.measure.harness import OK, MeasureConfig, Measurer
 from tlm_core.provenance import provenance
