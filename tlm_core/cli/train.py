@@ -68,8 +68,9 @@ def _collect_with(name: str, target, store: str, budget: int, seed: int, pipelin
     every training subgraph, one training workload at a time, into the demonstration store. Their
     fastest programs teach the model what a search finds (the paper's demonstrations came from 10K
     measurements per subgraph; its loop here measures a handful). Test subgraphs stay held out
-    (`training_entries`); a workload whose subgraphs all have this method's records is skipped
-    (resumable); only records whose program is a sentence of the language are demonstrations.
+    (`training_entries`); a subgraph that has this method's records is not searched again (resumable,
+    and a longer --workloads list goes on from a shorter one's run); only records whose program is a
+    sentence of the language are demonstrations.
     max_tasks: only each workload's N heaviest training subgraphs (0 = all)."""
     from tlm_core.measure.store import RecordStore
     from tlm_core.methods import get_method
@@ -91,12 +92,13 @@ def _collect_with(name: str, target, store: str, budget: int, seed: int, pipelin
         by_workload = {w: ts[:max_tasks] for w, ts in by_workload.items()}
     done = {r.get("task_hash") for r in RecordStore(store) if r.get("method") == name}
     out = {"method": name, "subgraphs": sum(map(len, by_workload.values())), "candidates": 0, "ok": 0,
-           "failed": 0, "skipped_workloads": []}
+           "failed": 0, "already_searched": 0}
     for w, tasks in progress(list(by_workload.items()), desc=f"{name} demonstrations", unit="workload"):
-        if all(t.hash in done for t in tasks):
-            out["skipped_workloads"].append(w)
+        todo = [t for t in tasks if t.hash not in done]
+        out["already_searched"] += len(tasks) - len(todo)
+        if not todo:
             continue
-        res = method.tune(tasks, target, budget, store, w, config=demonstrations.DEMO_MEASURE, seed=seed)
+        res = method.tune(todo, target, budget, store, w, config=demonstrations.DEMO_MEASURE, seed=seed)
         out["candidates"] += res.candidates
         out["ok"] += res.measured
         out["failed"] += res.failed
