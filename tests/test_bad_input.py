@@ -446,6 +446,8 @@ def test_good_inputs_still_pass_the_checks(good):
     assert check(good / "model") == good / "model"
     assert len(load_records(good / "records.parquet")) == 60
     assert len(load_records(good / "store")) == 60
+    # Several sources are one table, each record once: the store holds what the export holds.
+    assert len(load_records([good / "records.parquet", good / "store"])) == 60
     check_files(good / "export")
     assert configs_of(good / "export") == ["pretrain", "measured", "demonstrations"]
     if os.path.isdir(REPO_ROOT / "data" / "dataset"):

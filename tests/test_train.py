@@ -191,11 +191,11 @@ def test_one_model_for_every_cpu_ships_with_each_cpus_programs_and_replaces_a_mo
                             "target": [host.hardware.to_json()] * 2 + [other.to_json()] * 2})
     assert [h["mcpu"] for h in demonstrations.cpus_of(records)] == sorted([host.hardware.mcpu, "othercpu"])
     assert demonstrations.without_cpu(records, "othercpu").target.tolist() == [host.hardware.to_json()] * 2
-    assert demonstrations.without_cpu(records, "othercpu", keep=True).target.tolist() == [other.to_json()] * 2
+    assert demonstrations.on_cpu(records, "othercpu").target.tolist() == [other.to_json()] * 2
     with pytest.raises(UserError, match="no record was measured on it; the records' CPUs are"):
         demonstrations.without_cpu(records, "nocpu")
     with pytest.raises(UserError, match="--cpu nocpu: no record was measured on it"):
-        demonstrations.without_cpu(records, "nocpu", keep=True)
+        demonstrations.on_cpu(records, "nocpu")
     sft, pre = tmp_path / "sft", tmp_path / "pretrain"
     for d in (sft, pre):
         d.mkdir()
@@ -258,3 +258,22 @@ def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder
     assert (folder / "README.md").read_text() == card._card(facts)
     if folder.name != "model":  # a CPU's own model is the default exactly there
         assert M.trained_on(folder) == [json.loads((made_by.parent / "target.json").read_text())]
+
+
+def test_sft_takes_a_searchs_demonstrations_beside_the_export():
+    """`tlm train sft --records EXPORT SEARCH.parquet` (how the MetaSchedule-taught Intel models were
+    fed): one table, each record once, and a searched program is the demonstration of its subgraph
+    wherever the search beat every measured program there."""
+    from tlm_core.train import demonstrations as D
+
+    searched = REPO_ROOT / "data" / "training" / "ms-dense-rocketlake" / "records-metaschedule.parquet"
+    export, ms = D.load_records(D.EXPORT), D.load_records(searched)
+    both = D.load_records([D.EXPORT, searched, searched])
+    assert len(both) == len(set(export.key) | set(ms.key)) and both.key.is_unique
+    on = ms.target.iloc[0]  # the searched CPU's records: latencies of two machines do not compare
+    best = D.best_programs(both[both.target == on], 1).set_index("task_hash")
+    won = D.best_programs(ms, 1).set_index("task_hash").latency_s
+    before = D.best_programs(export[export.target == on], 1).set_index("task_hash").latency_s
+    beaten = [t for t in won.index if t not in before or won[t] < before[t]]
+    assert beaten and all(best.loc[t, "method"] == "metaschedule" for t in beaten)
+    assert (best.latency_s <= before.reindex(best.index).fillna(float("inf"))).all()

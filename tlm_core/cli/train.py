@@ -133,14 +133,14 @@ def cmd_train_sft(args) -> None:
     check(args.init)  # a bad checkpoint is said before the records are read
     records = demonstrations.load_records(args.records)
     if not len(records):
-        raise UserError(f"--records {args.records}: no measured records there (measure some with "
-                        "`tlm train collect`, or give the exported parquet)")
+        raise UserError(f"--records {' '.join(map(str, args.records))}: no measured records there (measure "
+                        "some with `tlm train collect`, or give the exported parquet)")
     if args.without_cpu and args.cpu:
         raise UserError("--cpu and --without-cpu: give one of them")
     if args.without_cpu:
         records = demonstrations.without_cpu(records, args.without_cpu)
     if args.cpu:
-        records = demonstrations.without_cpu(records, args.cpu, keep=True)
+        records = demonstrations.on_cpu(records, args.cpu)
     sft = demonstrations.best_programs(records, args.top)
     machines = sft.target.nunique() if len(sft) else 0
     log(f"SFT on {len(sft)} programs: the best {args.top} of each of {sft.task_hash.nunique()} subgraphs"
@@ -257,8 +257,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train_pretrain)
     p = tsub.add_parser("sft", help="fine-tune on the fastest measured programs (demonstration data)")
     p.add_argument("--init", required=True, help="checkpoint folder to start from (the pretrained model)")
-    p.add_argument("--records", default="data/demonstrations/records.parquet",
-                   help="record-store folder or exported parquet of measured programs")
+    p.add_argument("--records", nargs="+", default=["data/demonstrations/records.parquet"],
+                   help="record-store folders or exported parquets of measured programs (several: one table, "
+                        "each record once; e.g. the store and a search's `records-metaschedule.parquet`)")
     p.add_argument("--top", type=int, default=1, help="programs per subgraph: the fastest ones")
     p.add_argument("--without-cpu", metavar="MCPU", help="leave out the records measured on this CPU (LLVM name, "
                    "e.g. znver4): a leave-one-CPU-out model, the honest figure for a CPU the model never saw")

@@ -329,15 +329,25 @@ def best_programs(df, per_task: int = 1, current_only: bool = True):
     return ok.groupby(["target", "task_hash"], sort=False).head(per_task).reset_index(drop=True)
 
 
-def without_cpu(df, mcpu: str, keep: bool = False):
-    """The records not measured on the CPU `mcpu` (LLVM's name, as the hardware record holds it), or
-    with `keep` only those measured on it; a name no record has is a UserError naming the CPUs the
-    records were measured on."""
+def without_cpu(df, mcpu: str):
+    """The records not measured on the CPU `mcpu` (LLVM's name, as the hardware record holds it): the
+    data of a leave-one-CPU-out model."""
+    return _by_cpu(df, mcpu, "without-cpu", lambda cpus: cpus != mcpu)
+
+
+def on_cpu(df, mcpu: str):
+    """Only the records measured on the CPU `mcpu`: the data of a model of one CPU."""
+    return _by_cpu(df, mcpu, "cpu", lambda cpus: cpus == mcpu)
+
+
+def _by_cpu(df, mcpu: str, flag: str, chosen):
+    """The records `chosen` by their CPU; a name no record has is a UserError naming the CPUs the
+    records were measured on (the flag `--FLAG` said it)."""
     cpus = df.target.map(lambda t: json.loads(t).get("mcpu"))
     if not (cpus == mcpu).any():
-        raise UserError(f"--{'cpu' if keep else 'without-cpu'} {mcpu}: no record was measured on it; the "
+        raise UserError(f"--{flag} {mcpu}: no record was measured on it; the "
                         f"records' CPUs are {', '.join(sorted(set(cpus.dropna())))}")
-    return df[(cpus == mcpu) if keep else (cpus != mcpu)].reset_index(drop=True)
+    return df[chosen(cpus)].reset_index(drop=True)
 
 
 def cpus_of(df) -> list[dict]:
@@ -345,8 +355,17 @@ def cpus_of(df) -> list[dict]:
     return [json.loads(t) for t in sorted(set(df.target))] if len(df) else []
 
 
-def load_records(source: str | Path):
-    """Measured records from a record-store folder or an exported parquet file."""
+def load_records(source: str | Path | list | tuple):
+    """Measured records from a record-store folder or an exported parquet file, or from several of
+    them (a list): one table, each record once (by its content key), the first source's copy kept."""
+    if isinstance(source, (list, tuple)):
+        import pandas as pd
+
+        if not source:
+            raise UserError("no record source given: name a record-store folder or an exported parquet")
+        frames = [load_records(s) for s in source]
+        both = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+        return both.drop_duplicates("key", keep="first", ignore_index=True) if "key" in both else both
     source = Path(source)
     if source.is_dir():
         return frame(source)
