@@ -196,7 +196,7 @@ def test_e2e_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):
     spec = EndToEndSpec("methods", "t", {"smoke": ("bert_tiny", "resnet50")}, (("untuned", {"smoke": 1}),))
     calls = []
 
-    def fake(row, source, method, out, target, seed, resume):
+    def fake(row, source, method, out, target, seed, resume, flush_caches=False):
         calls.append(row["workload"])
         if row["workload"] == "bert_tiny" and len(calls) == 1:
             raise RuntimeError("LLVM ERROR: out of registers\nmore lines")
@@ -208,6 +208,33 @@ def test_e2e_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):
     res = reproduce.run_e2e(spec, "smoke", tmp_path, _host(), resume=True)
     assert calls == ["bert_tiny", "resnet50", "bert_tiny"]
     assert [r["status"] for r in res["rows"]] == ["ok", "ok"]
+
+
+def test_a_cold_cache_sitting_says_so_and_keeps_to_its_protocol(tmp_path, monkeypatch):
+    """--flush-caches reaches each tuned row (its programs chosen by cold timings), the provenance says
+    it, and a folder measured one way does not resume the other way (its rows would mix protocols)."""
+    from benchmarks.reproduce import e2e as driver
+    from benchmarks.tables import EndToEndSpec
+    from tlm_core.errors import UserError
+
+    spec = EndToEndSpec("figure13", "t", {"smoke": ("bert_tiny",)}, (("untuned", {"smoke": 1}),))
+    seen = []
+
+    def fake(row, source, method, out, target, seed, resume, flush_caches=False):
+        seen.append(flush_caches)
+        return [{**row, "status": "ok", "latency_ms": 1.0}]
+
+    monkeypatch.setattr(driver, "_e2e_rows", fake)
+    reproduce.run_e2e(spec, "smoke", tmp_path / "cold", _host(), flush_caches=True)
+    reproduce.run_e2e(spec, "smoke", tmp_path / "warm", _host())
+    assert seen == [True, False]
+    assert json.loads((tmp_path / "cold" / "provenance.json").read_text())["flush_caches"] is True
+    assert "flush_caches" not in json.loads((tmp_path / "warm" / "provenance.json").read_text())
+    with pytest.raises(UserError, match="cold-cache timings; drop --flush-caches"):
+        reproduce.run_e2e(spec, "smoke", tmp_path / "cold", _host(), resume=True)
+    with pytest.raises(UserError, match="warm-cache timings; add --flush-caches"):
+        reproduce.run_e2e(spec, "smoke", tmp_path / "warm", _host(), resume=True, flush_caches=True)
+    assert seen == [True, False]
 
 
 def test_a_resumed_table_shows_the_rows_kept_before_the_entry_in_progress(tmp_path, monkeypatch):
@@ -278,7 +305,7 @@ def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch
                         (("untuned", {"smoke": 1}), ("untuned", {"smoke": 2}), ("pytorch", {})))
     calls = []
 
-    def fake(row, source, method, out, target, seed, resume):
+    def fake(row, source, method, out, target, seed, resume, flush_caches=False):
         calls.append((row["workload"], method, row["budget"]))
         return [{**row, "status": "ok", "latency_ms": 1.0}]
 

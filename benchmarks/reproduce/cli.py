@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default="host")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the measurements of an interrupted run")
+    p.add_argument("--flush-caches", action="store_true",
+                   help="figures: choose each subgraph's program by timings with the caches flushed (inside a "
+                        "model a kernel's weights come from memory); its own --out")
     p.add_argument("--challenger", metavar="CHECKPOINT", action="append", default=[],
                    help="tables: also measure this model's TLM rows in the same sitting (into <out>-challenger/; "
                         "given again, a second one into <out>-challenger-2/, ...)")
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             out = (Path(args.out) if args.out else REPO_ROOT / "results") / args.what / args.scale
             only = list(comma_list(args.workloads)) or None
             res = run_e2e(FIGURES[args.what], args.scale, out, resolve_target(args.target), args.seed, args.resume,
-                          only=only, redo=args.redo)
+                          only=only, redo=args.redo, flush_caches=args.flush_caches)
         elif args.what in (*TABLES, "tables", "claims"):
             names = {"tables": list(TABLES), "claims": ["table2"]}.get(args.what, [args.what])
             root = Path(args.out) if args.out else REPO_ROOT / "results"

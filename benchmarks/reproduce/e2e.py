@@ -18,7 +18,7 @@ from tlm_core.ui import log
 
 
 def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False,
-            only: list[str] | None = None, redo: bool = False) -> dict:
+            only: list[str] | None = None, redo: bool = False, flush_caches: bool = False) -> dict:
     """Per workload and method: tune its subgraphs, compile the whole model, bench it against PyTorch.
 
     e2e.csv is rewritten after every (workload, method), so a stopped run loses at most the one in
@@ -27,6 +27,9 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     the table still lists every workload of the spec, those not run as "not run"). `redo`: with `resume`,
     run those workloads' entries again although measured (their stores kept: only what changed is
     measured), e.g. after a pipeline change of their tasks; the rows they replace go to superseded.csv.
+    `flush_caches`: the tuning methods choose each subgraph's program by timings with the caches flushed
+    (`MeasureConfig(flush_caches=True)`): inside a model a kernel's weights come from memory. An output
+    folder holds one protocol: resuming it with the other is a UserError.
     """
     import pandas as pd
 
@@ -58,6 +61,10 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
     earlier = []
     if done and (out / "provenance.json").exists():
         before = json.loads((out / "provenance.json").read_text())
+        if bool(before.get("flush_caches")) != flush_caches:
+            raise UserError(f"{out}: its rows chose programs by {'cold' if before.get('flush_caches') else 'warm'}"
+                            f"-cache timings; {'drop' if before.get('flush_caches') else 'add'} --flush-caches, "
+                            "or give another --out")
         earlier = [*before.pop("earlier_runs", []), before]
 
     def sidecar(finished: bool) -> dict:
@@ -67,6 +74,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
                           wall_seconds=round(time.perf_counter() - started, 1), resumed=bool(done),
                           finished=finished, **({"only": list(only), "redo": redo} if only else {}),
                           checkpoint=checkpoint_identity(checkpoint(target)),
+                          **({"flush_caches": True} if flush_caches else {}),
                           **({"earlier_runs": earlier} if earlier else {}))
         (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
         return prov
@@ -108,7 +116,7 @@ def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = F
             log(f"{spec.name}: {name} with {method}" + (f" (budget {row['budget']})" if row["budget"] else ""))
             try:
                 source = sources.get(name) or sources.setdefault(name, get_workload(name))
-                done_rows[i] = _e2e_rows(row, source, method, out, target, seed, resume)
+                done_rows[i] = _e2e_rows(row, source, method, out, target, seed, resume, flush_caches)
             except Exception as e:  # noqa: BLE001 (one model that fails to tune or build must not stop the sitting)
                 # Recorded, not lost: the row says why, and `--resume` runs it again (its store kept).
                 why = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
@@ -135,10 +143,12 @@ def _key(row: dict) -> tuple:
     return row["workload"], method, None if budget is None or pd.isna(budget) else int(budget)
 
 
-def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resume: bool) -> list[dict]:
+def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resume: bool,
+              flush_caches: bool = False) -> list[dict]:
     """The rows of one (workload, method): PyTorch gives two (eager, inductor), a tuning method one."""
     from tlm_core.eval import e2e
     from tlm_core.ir.tasks import pipeline_of
+    from tlm_core.measure.harness import MeasureConfig
     from tlm_core.methods import get_method
 
     if method == "pytorch":
@@ -155,7 +165,8 @@ def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resu
     db = out / "stores" / f"{source.name}-{method}-{row['budget']}"
     if db.exists() and not resume:
         shutil.rmtree(db)
-    tuned = e2e.tune_workload(source, method, row["budget"], db, target, seed=seed)
+    tuned = e2e.tune_workload(source, method, row["budget"], db, target, seed=seed,
+                              config=MeasureConfig(flush_caches=flush_caches))
     res = e2e.bench(source, target, db_dir=db)
     seal(db)  # finished: its records (and a search database) gzip-compressed, a tenth of the size
     return [{**row, "status": "ok", "latency_ms": res["latency_ms"], "eager_paired_ms": res.get("eager_paired_ms"),
