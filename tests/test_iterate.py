@@ -236,17 +236,17 @@ def test_a_wrong_subgraph_choice_is_one_line_before_any_work(option, says, tmp_p
 def test_collect_with_a_method_searches_each_subgraph_once(host, tmp_path, monkeypatch):
     """`tlm train collect --method`: the method's programs of the training subgraphs land in the store
     as demonstrations (sentences); run again with more subgraphs, it searches only the new ones."""
-    from tlm_core.cli.train import _collect_with
+    from tlm_core.eval.collect import collect_with
     from tlm_core.ir import tasks as T
     from tlm_core.train import demonstrations
 
     monkeypatch.setattr(T, "held_out_hashes", lambda target, pipeline=T.TRAINING_PIPELINE: set())
     monkeypatch.setattr(demonstrations, "restore", lambda store: 0)  # an empty store stays empty
     store = str(tmp_path / "store")
-    first = _collect_with("roller", host, store, 1, 0, T.TRAINING_PIPELINE, ("t_bert_tiny_b4_64",), max_tasks=2)
+    first = collect_with("roller", host, store, 1, 0, T.TRAINING_PIPELINE, ("t_bert_tiny_b4_64",), max_tasks=2)
     assert first["subgraphs"] == 2 and first["candidates"] == 2 and first["already_searched"] == 0
     assert first["demonstrations"] == first["ok"] == 2
-    again = _collect_with("roller", host, store, 1, 0, T.TRAINING_PIPELINE, ("t_bert_tiny_b4_64",), max_tasks=3)
+    again = collect_with("roller", host, store, 1, 0, T.TRAINING_PIPELINE, ("t_bert_tiny_b4_64",), max_tasks=3)
     assert again["already_searched"] == 2 and again["candidates"] == 1 and again["demonstrations"] == 3
     df = demonstrations.frame(store)
     assert set(df.method) == {"roller"} and df.decisions.str.endswith("<eos>").all()
