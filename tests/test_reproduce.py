@@ -74,6 +74,14 @@ def test_unknown_artefact_is_a_clear_error(capsys):
     assert err.startswith("reproduce: error:") and "table2" in err and "Traceback" not in err
 
 
+def test_flush_caches_outside_a_figure_is_a_clear_error(tmp_path, capsys):
+    """--flush-caches only changes a figure's end-to-end tuning: on a table it would be ignored."""
+    assert reproduce.main(["table2", "--flush-caches", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reproduce: error: --flush-caches") and "figure13" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
 def test_smoke_table2(tmp_path):
     """The whole pipeline at smoke scale: generate, measure, re-measure the shipped log, tabulate."""
     out = tmp_path / "table2" / "smoke"

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         from tlm_core.methods.metaschedule import Tracker
 
         rpc = Tracker.parse(args.rpc) if args.rpc else None
+        if args.flush_caches and args.what not in FIGURES:
+            raise UserError(f"--flush-caches chooses a figure's end-to-end programs by cold timings; {args.what} "
+                            f"has none: drop it, or reproduce one of {', '.join(FIGURES)}")
         if args.what == "select":
             cmd_select(args)
             return 0
