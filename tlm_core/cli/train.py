@@ -144,7 +144,7 @@ def cmd_train_ship(args) -> None:
     check(args.model)  # never ship a model whose files do not load
     records = demonstrations.load_records(args.records)
     if not len(records):
-        raise UserError(f"--records {args.records}: no measured records there (give the demonstration records "
+        raise UserError(f"--records {' '.join(args.records)}: no measured records there (give the demonstration records "
                         "the model was trained on)")
     facts = card.ship(args.model, args.to, args.pretrain, args.iterate, records, target)
     out = {k: facts[k] for k in ("measured_programs", "measured_ok", "training_hours", "size_mb")}
@@ -245,7 +245,8 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="the final checkpoint folder (e.g. the last iterate model)")
     p.add_argument("--pretrain", required=True, help="the pretraining run folder")
     p.add_argument("--iterate", help="the iterate run folder (SFT rounds, convergence log)")
-    p.add_argument("--records", default="data/demonstrations/records.parquet", help="the demonstration records")
+    p.add_argument("--records", nargs="+", default=["data/demonstrations/records.parquet"],
+                   help="the demonstration records (several: one table, e.g. the export and a search's parquet)")
     p.add_argument("--to", default="data/model", help="data/model, or data/model-MCPU for a model of another CPU "
                    "(the default model on that CPU)")
     add_target(p)

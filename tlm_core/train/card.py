@@ -37,6 +37,24 @@ def hardware_of(iterate_dir: str | Path | None, target, model_dir: str | Path | 
     return (trained_on(model_dir) if model_dir else []) or [json.loads(target.hardware.to_json())]
 
 
+def sft_history(model_dir: str | Path) -> list[dict]:
+    """The SFT runs that made a model, oldest first: each run's `--init` back to the first run whose
+    init was not an SFT run. Where that init is a shipped model (its training.json), its own rounds come
+    first, named by its folder: a model fine-tuned from data/model carries data/model's training too."""
+    rounds, folder, seen = [], Path(model_dir), set()
+    while (s := _summary(folder)).get("stage") == "sft" and folder.resolve() not in seen:
+        seen.add(folder.resolve())
+        rounds.insert(0, {"model": folder.name, **s})
+        if not s.get("init"):
+            return rounds
+        folder = Path(s["init"])
+    base = folder / "training.json"
+    if base.exists():
+        prior = read_json(base, "a shipped model's facts, written by `tlm train ship`: ship it again to rewrite them")
+        rounds = [{**r, "model": f"{folder.as_posix()} {r['model']}"} for r in prior.get("sft_rounds", [])] + rounds
+    return rounds
+
+
 def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterate_dir: str | Path | None,
          records, target) -> dict:
     """Copy the model in `model_dir` to `to` with a README.md card; returns the card's facts."""
@@ -53,8 +71,8 @@ def ship(model_dir: str | Path, to: str | Path, pretrain_dir: str | Path, iterat
                 continue
             if _summary(d):
                 rounds.append({"model": d.name, **_summary(d)})
-    elif _summary(model_dir).get("stage") == "sft":  # one SFT run (`tlm train sft`) made it
-        rounds.append({"model": model_dir.name, **_summary(model_dir)})
+    elif _summary(model_dir).get("stage") == "sft":  # `tlm train sft` made it, maybe from earlier SFT runs
+        rounds = sft_history(model_dir)
     # Measuring wall time, where every round of the model's history logged it (runs before 2026-11-30 did not).
     markers = [read_json(m, "a round's marker, written by `tlm train iterate`: run it again to rewrite it")
                for m in sorted(Path(iterate_dir).glob("round-*.measured"))
