@@ -241,7 +241,7 @@ def test_one_model_for_every_cpu_ships_with_each_cpus_programs_and_replaces_a_mo
 
 
 @pytest.mark.parametrize("folder", sorted((REPO_ROOT / "data").glob("model*")), ids=lambda p: p.name)
-def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder):
+def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder, monkeypatch):
     """Every shipped model (data/model, data/model-<mcpu>) loads with transformers, holds the weights of
     the run's model it names, and its card's numbers are that run's: the programs an iterative run's
     model saw are the run's convergence point for its round; an SFT run's (a model of every CPU)
@@ -251,6 +251,7 @@ def test_a_shipped_model_is_its_runs_model_and_its_card_is_its_runs_facts(folder
     from tlm_core.train import card, demonstrations
     from tlm_core.train.iterate import read_convergence
 
+    monkeypatch.chdir(REPO_ROOT)  # runs name their --init relative to the repository, where they ran
     facts = json.loads((folder / "training.json").read_text())
     made_by = REPO_ROOT / facts["model_dir"]
     assert (folder / "model.safetensors").read_bytes() == (made_by / "model.safetensors").read_bytes()
