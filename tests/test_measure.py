@@ -283,6 +283,38 @@ def test_a_big_task_may_run_longer_and_keys_its_limit(mm, host, tmp_path):
         assert c.key(big) == d.key(big) and c.key(lm_head) != d.key(lm_head)
 
 
+def test_a_run_slower_than_the_best_so_far_is_stopped_and_a_resumed_run_prunes_alike(host, tmp_path):
+    """prune_slower: a program whose calls take over X times its subgraph's best so far is stopped at
+    that limit (status `slower`, no latency), whatever its static limit; the best so far is read from
+    the store when a run resumes; the setting does not change any key (a resumed store keeps its own)."""
+    import dataclasses
+
+    from tlm_core.errors import UserError
+
+    task = kernels.matmul(768)  # unscheduled: ~1 GFLOP of naive loops, seconds a call; tiled: ~10 ms
+    # A static limit of minutes (slowest_gflops), a floor of 1 s: the pruned limit is the floor here.
+    cfg = MeasureConfig(repeat=2, min_repeat_ms=1, run_timeout_s=1.0, slowest_gflops=0.01, prune_slower=4)
+    assert cfg.run_timeout(task.flops) > 60
+    assert cfg.pruned_timeout(task.flops, None) == cfg.run_timeout(task.flops)
+    assert cfg.pruned_timeout(task.flops, 0.01) == 1.0 and cfg.pruned_timeout(task.flops, 1.0) == 4 * 4
+    with pytest.raises(UserError):
+        MeasureConfig(prune_slower=1.5)
+    fast = random_candidates(task, host, 2, seed=5)
+    with Measurer(host, tmp_path, cfg) as m:
+        assert m.key(fast[0]) == Measurer(host, tmp_path / "plain", dataclasses.replace(cfg, prune_slower=0)).key(fast[0])
+        good = m.measure(fast)
+    assert [r["status"] for r in good] == ["ok", "ok"], [r["error"] for r in good]
+    start = time.perf_counter()
+    with Measurer(host, tmp_path, cfg) as m:  # resumed: the best so far comes from the store
+        slow, = m.measure([unscheduled(task)])
+    assert slow["status"] == "slower" and slow["latency_s"] is None, slow["error"]
+    assert "best so far" in slow["error"] and time.perf_counter() - start < 30
+    # Without pruning the same program is timed in full: it was slower indeed.
+    with Measurer(host, tmp_path / "full", dataclasses.replace(cfg, prune_slower=0)) as m:
+        full, = m.measure([unscheduled(task)])
+    assert full["status"] == "ok" and full["latency_s"] > 4 * min(r["latency_s"] for r in good)
+
+
 def test_retime_gives_each_candidate_its_own_rounds_and_resumes(mm, host, tmp_path):
     """Re-timing: one record per round under its own key, interleaved, numbers checked; nothing re-run."""
     cands = random_candidates(mm, host, 3, seed=7)

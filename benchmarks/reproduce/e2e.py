@@ -16,6 +16,12 @@ from tlm_core.errors import UserError
 from tlm_core.measure.store import seal
 from tlm_core.ui import log
 
+#: Runs of a subgraph's candidates are stopped once they take over this many times its best call so far
+#: (MeasureConfig.prune_slower): only the best of each subgraph goes into the compiled model, and timings
+#: here vary by up to ~1.5x run to run, so a program stopped at 4x cannot be the one chosen. Rows record
+#: how many were stopped (`slower`).
+PRUNE_SLOWER = 4.0
+
 
 def run_e2e(spec, scale: str, out: Path, target, seed: int = 0, resume: bool = False,
             only: list[str] | None = None, redo: bool = False, flush_caches: bool = False) -> dict:
@@ -166,14 +172,14 @@ def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resu
     if db.exists() and not resume:
         shutil.rmtree(db)
     tuned = e2e.tune_workload(source, method, row["budget"], db, target, seed=seed,
-                              config=MeasureConfig(flush_caches=flush_caches))
+                              config=MeasureConfig(flush_caches=flush_caches, prune_slower=PRUNE_SLOWER))
     res = e2e.bench(source, target, db_dir=db)
     seal(db)  # finished: its records (and a search database) gzip-compressed, a tenth of the size
     return [{**row, "status": "ok", "latency_ms": res["latency_ms"], "eager_paired_ms": res.get("eager_paired_ms"),
              "max_abs_err": res["max_abs_err"],
              "max_rel_err": res["max_rel_err"], "tvm_threads": res["tvm_threads"],
              "compile_seconds": tuned["compile_seconds"], "tasks": tuned["tasks"],
-             "measured": tuned["measured"], "failed": tuned["failed"],
+             "measured": tuned["measured"], "failed": tuned["failed"], "slower": tuned.get("slower", 0),
              "weighted_latency_ms": tuned["weighted_latency_ms"],
              "untuned_subgraphs": len(res["untuned_subgraphs"]), "pipeline": pipeline_of(source),
              "paired_protocol": res.get("paired_protocol")}]

@@ -31,13 +31,14 @@ def cmd_tune(args) -> None:
         raise UserError("--budget must be at least 1")
     if args.max_tasks < 0:
         raise UserError("--max-tasks must be >= 0 (0 = all)")
-    config = MeasureConfig(**({"repeat": args.repeat} if args.repeat else {}), flush_caches=args.flush_caches)
+    config = MeasureConfig(**({"repeat": args.repeat} if args.repeat else {}), flush_caches=args.flush_caches,
+                           prune_slower=args.prune_slower)
     out = tune_workload(source, args.method, args.budget, args.out, target, config=config, seed=args.seed,
                         max_tasks=args.max_tasks)
     if args.json:
         emit_json(out)
     else:
-        keys = ("method", "tasks", "candidates", "measured", "failed", "compile_seconds", "weighted_latency_ms")
+        keys = ("method", "tasks", "candidates", "measured", "failed", "slower", "compile_seconds", "weighted_latency_ms")
         log(" ".join(f"{k}={out[k]}" for k in keys))
 
 
@@ -81,6 +82,9 @@ def register(subparsers) -> None:
     p.add_argument("--flush-caches", action="store_true",
                    help="time each candidate's calls with its weights and outputs flushed from the caches, as a "
                         "kernel runs inside the model (CPU; use a store of its own: records are keyed by it)")
+    p.add_argument("--prune-slower", type=float, default=0.0, metavar="X",
+                   help="stop a candidate's run once its calls take over X times its subgraph's best so far "
+                        "(status `slower`; 0 = time every one in full, as a dataset needs). 4 is safe on a noisy machine")
     p.add_argument("--seed", type=int, default=0)
     add_json(p)
     p.set_defaults(func=cmd_tune)

@@ -33,7 +33,8 @@ _COLUMN_DOCS = {
     "method": "what proposed the program: `random` (round 0) or `tlm` (the model, later rounds)",
     "round": "round of the iterative loop (0 = random programs)",
     "status": "`ok`, or the failure kind (build_error, build_timeout, build_crash, run_error, run_timeout, "
-              "run_crash, wrong_result, reference_error)",
+              "run_crash, wrong_result, reference_error), or `slower`: stopped as over MeasureConfig.prune_slower "
+              "times its subgraph's best (tuning runs only; not a failure)",
     "error": "why it failed (last 300 characters), empty when ok",
     "latency_s": "median of the timed repeats in seconds (null unless ok)",
     "max_rel_err": "max relative error of the output against the unscheduled program",

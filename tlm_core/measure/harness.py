@@ -33,6 +33,9 @@ from tlm_core.ui import progress
 #: Record statuses besides OK (store.OK: the only status with a latency).
 FAILURES = ("build_error", "build_timeout", "build_crash", "run_error", "run_timeout", "run_crash",
             "wrong_result", "reference_error")
+#: A run stopped because it could not be its subgraph's best (MeasureConfig.prune_slower): no latency,
+#: but not a failure of the program either.
+SLOWER = "slower"
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,20 @@ class MeasureConfig:
     # TLM@64 kernels 10% faster than they run in the model, cold timing within 2%
     # (results/znver3/profile/resnet50-model-nhwc-4-tlm-64-alone.json). Each repeat is then one call.
     flush_caches: bool = False
+    # Stop a run once its calls have taken, on average, more than `prune_slower` times the best time
+    # a call of its subgraph so far (status `slower`; 0 = never). Such a program cannot be the best,
+    # which is all a tuning run keeps: llama's heavy matmuls spent half their measuring time on
+    # programs 5-100x slower than the best, each timed in full or up to its run limit (4.5 min for
+    # lm_head). Off by default: a dataset's every latency is a label. Not part of the key: a run
+    # measures the same numbers with it, and a resumed store keeps its keys.
+    prune_slower: float = 0.0
 
     def __post_init__(self):
         if self.flush_caches and self.number != 1:
             raise UserError("flush_caches times one call per repeat: leave number at 1 (raise repeat instead)")
+        if self.prune_slower and self.prune_slower < 2:
+            raise UserError(f"prune_slower {self.prune_slower} would stop programs that may be the best on a "
+                            "noisy machine: use 0 (off) or at least 2")
 
     def key_fields(self) -> dict:
         """The settings that change a measured number (the thread count is keyed by the Measurer)."""
@@ -83,6 +96,14 @@ class MeasureConfig:
         """Seconds a run of a task of `flops` may take: the check, the warm-up and the timed calls."""
         calls = 2 + self.repeat * self.number
         return max(self.run_timeout_s, min(self.max_run_timeout_s, calls * flops / (self.slowest_gflops * 1e9)))
+
+    def pruned_timeout(self, flops: float, best_s: float | None) -> float:
+        """The run limit when the subgraph's best call so far took `best_s` (None: none yet)."""
+        static = self.run_timeout(flops)
+        if not self.prune_slower or best_s is None:
+            return static
+        # The floor (run_timeout_s) leaves room for loading the library and the arguments.
+        return min(static, max(self.run_timeout_s, self.prune_slower * best_s * (2 + self.repeat * self.number)))
 
     def reference_timeout(self, flops: float) -> float:
         """Seconds the unscheduled program of a task of `flops` may take (computed once per task)."""
@@ -153,6 +174,7 @@ class Measurer:
         self._build_pool = PopenPoolExecutor(builders, config.build_timeout_s, *init, **quiet)
         self._runner = PopenWorker(*init, **quiet)
         self._references: dict[str, dict] = {}  # task hash -> failed worker.reference (not retried)
+        self._best: dict[str, float] | None = None  # task hash -> best latency so far (prune_slower)
         self._tmp = tempfile.mkdtemp(prefix="tlm-measure-")
 
     # -- public -------------------------------------------------------------------------------
@@ -204,12 +226,33 @@ class Measurer:
         return [[self.store.get(self.key(c, r)) for r in range(rounds)] for c in candidates]
 
     def _measure_all(self, items: list[tuple[list[str], Candidate]], desc: str, retime: bool = False) -> None:
+        if self.config.prune_slower and self._best is None:
+            self._best = self._best_in_store()
         with progress(total=sum(k not in self.store for ks, _ in items for k in ks), desc=desc, unit="run") as bar:
             for i in range(0, len(items), self.config.batch):
                 for record in self._measure_batch(items[i:i + self.config.batch], retime):
                     if record["key"] not in self.store:
                         self.store.add(record)
+                        self._note_best(record)
                     bar.update(1)
+
+    def _best_in_store(self) -> dict[str, float]:
+        """Task hash -> best latency among the store's records measured as this Measurer measures
+        (target, threads, settings of the key): a resumed run prunes as the first one did."""
+        best: dict[str, float] = {}
+        keyed = {**self.config.key_fields(), "flush_caches": self.config.flush_caches}
+        for rec in self.store:
+            m = rec.get("measure") or {}
+            if (rec.get("target") == self._hw and rec.get("threads", 1) == self.threads
+                    and all(m.get(k, False) == v for k, v in keyed.items())):
+                self._note_best(rec, best)
+        return best
+
+    def _note_best(self, rec: dict, best: dict | None = None) -> None:
+        best = self._best if best is None else best
+        if best is not None and rec.get("status") == OK and rec.get("latency_s") and rec.get("retime") is None:
+            h = rec["task_hash"]
+            best[h] = min(best.get(h, float("inf")), rec["latency_s"])
 
     def close(self) -> None:
         self._build_pool.shutdown(wait=False)
@@ -257,7 +300,7 @@ class Measurer:
                 if kind != "ok":
                     yield self._record(keys[r], cand, kind, res, **extra)
                 elif res["ok"]:
-                    yield self._run(keys[r], cand, artifact, res["build_s"], **extra)
+                    yield self._run(keys[r], cand, artifact, res["build_s"], prune=not retime, **extra)
                 else:
                     yield self._record(keys[r], cand, "build_error", res["error"], build_s=res["build_s"], **extra)
         for keys, _ in items:
@@ -278,12 +321,12 @@ class Measurer:
         except Exception as err:  # an exception raised inside the worker, outside our try blocks
             return "error", str(err)[-2000:]
 
-    def _run(self, key: str, cand: Candidate, artifact: str, build_s: float, **extra) -> dict:
-        record = self._run_once(key, cand, artifact, build_s)
+    def _run(self, key: str, cand: Candidate, artifact: str, build_s: float, prune: bool, **extra) -> dict:
+        record = self._run_once(key, cand, artifact, build_s, prune)
         record.update(extra)
         return record
 
-    def _run_once(self, key: str, cand: Candidate, artifact: str, build_s: float) -> dict:
+    def _run_once(self, key: str, cand: Candidate, artifact: str, build_s: float, prune: bool) -> dict:
         cfg = self.config
         task = cand.task
         ref = self._references.get(task.hash, {"ok": True})
@@ -298,9 +341,14 @@ class Measurer:
                 self._references[task.hash] = ref
         if not ref["ok"]:
             return self._record(key, cand, "reference_error", f"unscheduled program: {ref['error']}", build_s=build_s)
+        # Re-timings (finalists) are never pruned: each must have a time.
+        best = (self._best or {}).get(task.hash) if prune else None
+        limit = cfg.pruned_timeout(task.flops, best)
         kind, res = self._call_runner(worker.run, (task.hash, task.mod_json, self._target_json, artifact, cfg.check, cfg.number,
-                                                   cfg.repeat, cfg.min_repeat_ms, cfg.flush_caches),
-                                      cfg.run_timeout(task.flops))
+                                                   cfg.repeat, cfg.min_repeat_ms, cfg.flush_caches), limit)
+        if kind == "timeout" and limit < cfg.run_timeout(task.flops):
+            return self._record(key, cand, SLOWER, f"stopped after {limit:.1f} s: its calls took over {cfg.prune_slower:g}x "
+                                f"the subgraph's best so far ({best:.4g} s a call)", build_s=build_s)
         if kind != "ok":
             return self._record(key, cand, f"run_{kind}", res, build_s=build_s)
         if not res["ok"]:

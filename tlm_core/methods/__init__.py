@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from tlm_core.errors import UserError
-from tlm_core.measure.harness import OK, Candidate, MeasureConfig, Measurer
+from tlm_core.measure.harness import OK, SLOWER, Candidate, MeasureConfig, Measurer
 
 
 @dataclass
@@ -30,7 +30,7 @@ class TuneResult:
     tasks: int
     candidates: int  # candidates handed to the measurer (distinct ones measured once)
     measured: int  # records with status ok
-    failed: int  # records with any other status
+    failed: int  # records with any other status but `slower`
     compile_seconds: float  # search/generation + builds + measurements, wall clock
     weighted_latency_ms: float | None  # sum over subgraphs of weight x best latency (None: some lack one)
     measured_latency_ms: float  # the same sum over the subgraphs that have an ok record
@@ -38,6 +38,7 @@ class TuneResult:
     per_task: list = field(default_factory=list)  # {name, hash, weight, best_ms, candidates, ok}
     notes: dict = field(default_factory=dict)  # method-specific (builder used, search settings...)
     store: str = ""
+    slower: int = 0  # records stopped as slower than the best so far (MeasureConfig.prune_slower)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -96,7 +97,7 @@ def summarize(method: str, workload: str, tasks, candidates: list[Candidate], re
     best: dict[str, float] = {}
     counts: dict[str, list[int]] = {}
     seen: set[str] = set()
-    measured = failed = 0
+    measured = failed = slower = 0
     for cand, rec in zip(candidates, records):
         c = counts.setdefault(cand.task.hash, [0, 0])
         c[0] += 1
@@ -109,6 +110,8 @@ def summarize(method: str, workload: str, tasks, candidates: list[Candidate], re
             lat = rec["latency_s"]
             if cand.task.hash not in best or lat < best[cand.task.hash]:
                 best[cand.task.hash] = lat
+        elif rec["status"] == SLOWER:
+            slower += 1
         else:
             failed += 1
     per_task, missing, total = [], [], 0.0
@@ -125,7 +128,7 @@ def summarize(method: str, workload: str, tasks, candidates: list[Candidate], re
                       measured=measured, failed=failed, compile_seconds=round(seconds, 2),
                       weighted_latency_ms=None if missing else round(total, 4),
                       measured_latency_ms=round(total, 4), tasks_without_record=missing, per_task=per_task,
-                      notes=notes, store=store)
+                      notes=notes, store=store, slower=slower)
 
 
 def best_records(store_dir, tasks) -> dict[str, dict]:
