@@ -387,6 +387,7 @@ def test_a_model_too_big_to_run_whole_is_benched_by_its_layer_rule(host, tmp_pat
     assert res["reports"].startswith("layer rule") and one["reports"] == two["reports"] == "end to end"
     assert res["latency_ms"] == pytest.approx(one["latency_ms"] + 2 * (two["latency_ms"] - one["latency_ms"]), abs=1e-3)
     assert res["max_abs_err"] < 1e-4 and two["untuned_subgraphs"] == [] and one["untuned_subgraphs"] == []
+    assert res["untuned_subgraphs"] == []  # the union of both builds' (llama's 1-layer build has one)
     # The layer builds' subgraphs are the workload's: every one of them has the workload's record.
     assert {t.hash for t in extract_tasks(scaled.layers(2), host)} == {t.hash for t in extract_tasks(scaled, host)}
     assert res["weighted_subgraph_sum_ms"] == pytest.approx(whole["weighted_latency_ms"], rel=1e-3)
