@@ -156,7 +156,16 @@ PLOTS = ("all", "figure9", "tables", "table2", "table3", "figure10", "figure13",
 
 
 def main(argv: list[str] | None = None) -> int:
-    what = (argv if argv is not None else sys.argv[1:]) or ["all"]
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="plot", description="figures from results/ (or a per-CPU folder such as "
+                                     "results/znver4 with --results)")
+    parser.add_argument("what", nargs="*", metavar="NAME", help=f"one of {', '.join(PLOTS)} (default all)")
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results", metavar="DIR",
+                        help="where the runs are: DIR/<figure>/<scale>/ (default results/)")
+    parser.add_argument("--out", type=Path, default=OUT, metavar="DIR", help="where the .png files go (default figures/)")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    what = args.what or ["all"]
     unknown = [w for w in what if w not in PLOTS]
     if unknown:  # once, `plot table2` silently drew nothing
         print(f"plot: unknown {' '.join(unknown)}; choose from {', '.join(PLOTS)}", file=sys.stderr)
@@ -166,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     made = []
     for w in dict.fromkeys(what):
         if w == "figure9":
-            made.append(figure9())
+            made.append(figure9(out=args.out))
         elif w in ("tables", "table2", "table3"):
-            made += [p for p in (table(t) for t in (("table2", "table3") if w == "tables" else (w,))) if p]
+            made += [p for p in (table(t, args.results, args.out) for t in (("table2", "table3") if w == "tables" else (w,)))
+                     if p]
         else:
-            made += [p for p in [end_to_end(w)] if p]
+            made += [p for p in [end_to_end(w, args.results, args.out)] if p]
     for p in dict.fromkeys(made):
         print(p)
     return 0

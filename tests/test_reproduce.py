@@ -166,6 +166,13 @@ def test_figures_from_results_only(tmp_path):
     ]).to_csv(run / "e2e.csv", index=False)
     (run / "provenance.json").write_text(json.dumps({"scale": "smoke", "cpu": "test"}))
     assert end_to_end("figure13", results=tmp_path, out=tmp_path).stat().st_size > 10_000
+    # The command draws a per-CPU folder's runs (results/znver4) where --results says, into --out.
+    from figures.plot import main
+
+    out = tmp_path / "drawn"
+    out.mkdir()
+    assert main(["figure13", "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert (out / "figure13.png").stat().st_size > 10_000
 
 
 def test_figure13_smoke_rows(tmp_path):
