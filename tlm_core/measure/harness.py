@@ -95,8 +95,12 @@ class MeasureConfig:
 
     def run_timeout(self, flops: float) -> float:
         """Seconds a run of a task of `flops` may take: the check, the warm-up and the timed calls."""
-        calls = 2 + self.repeat * self.number
-        return max(self.run_timeout_s, min(self.max_run_timeout_s, calls * flops / (self.slowest_gflops * 1e9)))
+        return max(self.run_timeout_s, min(self.max_run_timeout_s, self.calls * flops / (self.slowest_gflops * 1e9)))
+
+    @property
+    def calls(self) -> int:
+        """Calls of a run: the check, the warm-up and the timed ones (more where min_repeat_ms raises number)."""
+        return 2 + self.repeat * self.number
 
     def pruned_timeout(self, flops: float, best_s: float | None) -> float:
         """The run limit when the subgraph's best call so far took `best_s` (None: none yet)."""
@@ -104,7 +108,7 @@ class MeasureConfig:
         if not self.prune_slower or best_s is None:
             return static
         # The floor (run_timeout_s) leaves room for loading the library and the arguments.
-        return min(static, max(self.run_timeout_s, self.prune_slower * best_s * (2 + self.repeat * self.number)))
+        return min(static, max(self.run_timeout_s, self.prune_slower * best_s * self.calls))
 
     def reference_timeout(self, flops: float) -> float:
         """Seconds the unscheduled program of a task of `flops` may take (computed once per task)."""
