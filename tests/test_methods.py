@@ -135,6 +135,37 @@ def test_metaschedule_records_are_remeasured_by_our_harness(small_tasks, host, m
         assert tvm_ffi.structural_equal(mine.mod, theirs.mod)
 
 
+def test_a_stopped_one_round_search_resumes_per_subgraph_from_a_sealed_database(small_tasks, host, tmp_path, capsys):
+    from tlm_core.measure.store import seal
+    from tlm_core.methods import metaschedule as m
+
+    work = tmp_path / "metaschedule-db"
+    first, second = small_tasks
+    # A sitting stopped after its first subgraph: searched, noted, then the folder sealed.
+    _, notes = m.search("metaschedule", m.METASCHEDULE, [first], host, 1, str(work), seed=0)
+    assert notes["rounds"] == "one per subgraph, resumable" and m._searched(str(work)) == {first.hash}
+    (work / "records.jsonl").write_text("")  # seal wants a store: the method's measure store lies beside
+    seal(work, compress_over=0)
+    assert not list(work.glob("*.json"))  # MetaSchedule's files are gzipped now
+    capsys.readouterr()
+    database, _ = m.search("metaschedule", m.METASCHEDULE, small_tasks, host, 1, str(work), seed=0)
+    assert "1 of 2 subgraphs already searched" in capsys.readouterr().err
+    assert m._searched(str(work)) == {first.hash, second.hash}
+    per_task = {}
+    for r in database.get_all_tuning_records():
+        h = next(t.hash for t in small_tasks if tvm_equal(t.mod, r.workload.mod))
+        per_task[h] = per_task.get(h, 0) + 1
+    assert per_task == {first.hash: 1, second.hash: 1}  # the first's record read back, not searched again
+    cands, more = m.candidates_from_database("metaschedule", database, small_tasks, "bert_tiny", host)
+    assert more["tasks_with_ms_records"] == 2 and len(cands) == 2
+
+
+def tvm_equal(a, b) -> bool:
+    import tvm_ffi
+
+    return tvm_ffi.structural_equal(a, b)
+
+
 def test_collect_refuses_a_method_that_tunes_no_subgraph(capsys):
     from tlm_core.cli import main
 

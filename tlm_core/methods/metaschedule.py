@@ -7,6 +7,10 @@ function (`_fast_build`: CPU tensor intrinsics only, then MetaSchedule's default
 MetaSchedule's LocalBuilder: its default build imports every tensor intrinsic in each fresh worker,
 which can take longer than its 30 s build timeout.
 
+At a budget of one round (<= 64 trials per subgraph), each subgraph is searched by a `tune_tasks` call
+of its own and noted in `searched.jsonl` when done, so a stopped search resumes by subgraph; it is
+the same search as one joint call (see `search`).
+
 So that every method is compared by the same harness, the best `REMEASURE` traces per subgraph of
 MetaSchedule's database are then measured again by our Measurer into the method's record store;
 the method's result is the best of those.
@@ -24,6 +28,7 @@ gradient task scheduler.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -36,6 +41,8 @@ from tlm_core.ui import log, progress
 
 #: MetaSchedule database records per subgraph measured again by our harness.
 REMEASURE = 3
+#: The subgraphs whose search is finished, one JSON line each, in the search's database folder.
+SEARCHED = "searched.jsonl"
 
 
 @dataclass(frozen=True)
@@ -180,27 +187,82 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     builder = ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1, timeout_sec=30.0, f_build=_fast_build,
                                       initializer=_init_worker)
     runner, where = _runner(rpc, cores)
+    _unseal(work_dir)
     database = ms.database.JSONDatabase(work_dir=work_dir)
-    # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
-    # subgraph early when its space runs out, so the bar can end short of its total).
-    # Its task scheduler searches the first batch of every subgraph before it joins any measurement
-    # (minutes for a whole model's subgraphs), so the bar stands still that long: say so.
-    log(f"{name}: searching the first batch of all {len(tasks)} subgraphs before the first measurement "
-        "(minutes: the bar moves after that)")
-    with progress(desc=f"{name}: search", total=budget * len(tasks), unit="trial") as bar:
-        callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
-        database = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in tasks], work_dir=work_dir,
-                                 max_trials_global=budget * len(tasks), max_trials_per_task=budget,
-                                 num_trials_per_iter=min(budget, cfg.trials_per_round), builder=builder,
-                                 runner=runner, database=database, measure_callbacks=callbacks,
-                                 cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores), task_scheduler="gradient")
+    rounds = "joint"
+    if budget <= cfg.trials_per_round:
+        # One round per subgraph: search and measure each subgraph on its own, noting it in
+        # searched.json when done, so that a stopped search resumes where it stopped (one joint
+        # `tune_tasks` commits nothing before every subgraph's batch is searched: ~an hour for a model's
+        # subgraphs with Ansor's population). The same search as the joint call: there, too, every
+        # subgraph's single batch is searched before any measurement joins, and the cost model scores at
+        # random below its 100 warm-up samples, so a fresh model per subgraph changes nothing.
+        rounds = "one per subgraph, resumable"
+        done = _searched(work_dir)
+        todo = [(c, t) for c, t in zip(contexts, tasks) if t.hash not in done]
+        if len(todo) < len(tasks):
+            log(f"{name}: {len(tasks) - len(todo)} of {len(tasks)} subgraphs already searched in {work_dir}")
+        with progress(desc=f"{name}: search", total=budget * len(todo), unit="trial") as bar:
+            for ctx, t in todo:
+                callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
+                ms.tune_tasks(tasks=[ctx], task_weights=[float(t.weight)], work_dir=work_dir,
+                              max_trials_global=budget, max_trials_per_task=budget, num_trials_per_iter=budget,
+                              builder=builder, runner=runner, database=database, measure_callbacks=callbacks,
+                              cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores), task_scheduler="gradient")
+                with open(os.path.join(work_dir, SEARCHED), "a") as f:
+                    f.write(json.dumps({"task": t.name, "hash": t.hash}) + "\n")
+    else:
+        # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
+        # subgraph early when its space runs out, so the bar can end short of its total).
+        # Its task scheduler searches the first batch of every subgraph before it joins any measurement
+        # (minutes for a whole model's subgraphs), so the bar stands still that long: say so.
+        log(f"{name}: searching the first batch of all {len(tasks)} subgraphs before the first measurement "
+            "(minutes: the bar moves after that)")
+        with progress(desc=f"{name}: search", total=budget * len(tasks), unit="trial") as bar:
+            callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
+            database = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in tasks],
+                                     work_dir=work_dir, max_trials_global=budget * len(tasks),
+                                     max_trials_per_task=budget, num_trials_per_iter=min(budget, cfg.trials_per_round),
+                                     builder=builder, runner=runner, database=database, measure_callbacks=callbacks,
+                                     cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores),
+                                     task_scheduler="gradient")
     notes = {"builder": "MetaSchedule LocalBuilder with tlm's fast build function (CPU tensor intrinsics only)",
              "runner": f"MetaSchedule {'LocalRunner' if rpc is None else 'RPCRunner, ' + where} "
                        "(number=3, repeat=1, min_repeat_ms=100)",
              "runner_threads": cores if rpc is None else "the RPC servers' own",
-             "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "database": work_dir,
+             "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "rounds": rounds,
+             "database": work_dir,
              "remeasured_per_task": REMEASURE}
     return database, notes
+
+
+def _searched(work_dir: str) -> set[str]:
+    """The hashes of the subgraphs searched to the end in work_dir (a torn last line: not finished)."""
+    done = set()
+    try:
+        with open(os.path.join(work_dir, SEARCHED)) as f:
+            for line in f:
+                try:
+                    done.add(json.loads(line)["hash"])
+                except (ValueError, KeyError):
+                    pass
+    except FileNotFoundError:
+        pass
+    return done
+
+
+def _unseal(work_dir: str) -> None:
+    """Restore a sealed database's files (store.seal gzips the large ones) so that MetaSchedule, and
+    `_searched`, read and append to them; the next seal gzips them again over the old archives."""
+    import gzip
+    import shutil
+
+    for name in os.listdir(work_dir):
+        plain = os.path.join(work_dir, name[:-3])
+        if name.endswith(".gz") and not os.path.exists(plain):
+            with gzip.open(os.path.join(work_dir, name), "rb") as src, open(plain + ".tmp", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(plain + ".tmp", plain)
 
 
 def _progress_callback(bar):
