@@ -37,6 +37,19 @@ def test_layer_scaling_matches_the_whole_model(host):
     assert got == want
 
 
+def test_a_layer_rule_workload_has_the_subgraphs_of_both_builds(host):
+    """The layer rule runs the 1- and 2-layer builds end to end: every subgraph of either is a task (llama's
+    1-layer build fuses its attention mask with the residual add, which ran unscheduled before pipeline 8)."""
+    kw = (("heads", 2), ("hidden", 32), ("intermediate", 64), ("vocab", 128))
+    scaled = Workload("llama_l4_scaled", "hf_llama", (((1, 16), "int64"),), "test", kw, repeat=("layers", 4))
+    tasks = extract_tasks(scaled, host, use_cache=False)
+    one, two = ({t.hash for t in extract_tasks(scaled.layers(n), host, use_cache=False)} for n in (1, 2))
+    assert {t.hash for t in tasks} == one | two and one - two  # the fused mask: the 1-layer build's only
+    assert all(t.weight == 0 for t in tasks if t.hash not in two)
+    assert len({t.name for t in tasks}) == len(tasks)
+    assert {t.hash for t in extract_tasks(scaled, host, use_cache=False, pipeline=7)} == two  # as before
+
+
 def test_tasks_alike_but_for_block_names_get_their_own_design_space(host):
     """Two workloads' tasks may agree in name, weight, FLOPs and structural hash (which ignores block
     names: gpt2's and bert_base's matmul11) while their blocks are named apart; a design space's

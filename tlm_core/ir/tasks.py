@@ -44,7 +44,10 @@ from tlm_core.ui import log, progress
 #: batch (bert_large: 75.6 ms where its other 1024 x 1024 x 1024 matmuls took 12.0). bert_large gets 3
 #: new tasks, llama 1 (its output projection is now the task of its query/key/value ones); the other
 #: 10 Table-1 workloads' tasks are those of 6, hash for hash (checked 2026-12-06).
-PIPELINE_VERSION = 7
+#: 8: a workload built by its layer rule (`repeat`: llama) also has the subgraphs of its 1-layer build
+#: that its 2-layer build lacks, at weight 0 (`_extract_repeated`): the rule runs the 1-layer build end
+#: to end, where they ran unscheduled. llama gets 1 new task; every other task is that of 7.
+PIPELINE_VERSION = 8
 
 #: The pipeline of the training subgraphs: every record in data/demonstrations (and the ranker's
 #: features, the held-out rule against the test subgraphs) was measured on tasks of version 1, so
@@ -221,6 +224,14 @@ def _extract_repeated(source: Workload, target: ResolvedTarget, pipeline: int) -
 
     A task's weight in an L-layer model is w1 + (L - 1) * (w2 - w1): what one more layer adds,
     times the extra layers; embedding and head tasks (w2 == w1) keep their weight.
+
+    A subgraph of the 1-layer build only (pipeline 8 on) comes at weight 0: no L-layer model has it, but
+    the layer rule runs the 1-layer build end to end, so it must be tuned with the rest. Left out,
+    llama's (its attention mask fused with the residual add, which the 2-layer build fuses apart) ran
+    unscheduled there, and the rule, latency(1) x (2 - L) + latency(2) x (L - 1), took 30 x its
+    untuned time off the model (0.14 s of 105 s, 2026-12-07). The weights stay the 2-layer build's
+    counts scaled: for llama that counts the mask subgraph L - 1 times and its `where + add` 2(L - 1)
+    times where a whole model runs them once and L times (element-wise subgraphs, a few ms each).
     """
     arg, layers = source.repeat
     one = {t.hash: t for t in _extract_model(*source.build(**{arg: 1}), target, pipeline)}
@@ -229,6 +240,11 @@ def _extract_repeated(source: Workload, target: ResolvedTarget, pipeline: int) -
     for h, t in two.items():
         w1 = one[h].weight if h in one else 0
         out.append(Task(t.name, w1 + (layers - 1) * (t.weight - w1), t.flops, h, t.mod_json))
+    if pipeline >= 8:
+        names = {t.name for t in out}
+        for h, t in one.items():
+            if h not in two:  # a name of its own: task names key per-subgraph rows beside hashes
+                out.append(Task(t.name if t.name not in names else f"{t.name}_1{arg}", 0, t.flops, h, t.mod_json))
     return out
 
 
