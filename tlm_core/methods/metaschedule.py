@@ -189,10 +189,17 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
     runner, where = _runner(rpc, cores)
     _unseal(work_dir)
     database = ms.database.JSONDatabase(work_dir=work_dir)
-    rounds = "joint"
+
+    def tune(contexts, weights, trials, bar):
+        callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
+        return ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir, max_trials_global=trials,
+                             max_trials_per_task=budget, num_trials_per_iter=min(budget, cfg.trials_per_round),
+                             builder=builder, runner=runner, database=database, measure_callbacks=callbacks,
+                             cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores), task_scheduler="gradient")
+
     if budget <= cfg.trials_per_round:
         # One round per subgraph: search and measure each subgraph on its own, noting it in
-        # searched.json when done, so that a stopped search resumes where it stopped (one joint
+        # searched.jsonl when done, so that a stopped search resumes where it stopped (one joint
         # `tune_tasks` commits nothing before every subgraph's batch is searched: ~an hour for a model's
         # subgraphs with Ansor's population). The same search as the joint call: there, too, every
         # subgraph's single batch is searched before any measurement joins, and the cost model scores at
@@ -204,14 +211,11 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
             log(f"{name}: {len(tasks) - len(todo)} of {len(tasks)} subgraphs already searched in {work_dir}")
         with progress(desc=f"{name}: search", total=budget * len(todo), unit="trial") as bar:
             for ctx, t in todo:
-                callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
-                ms.tune_tasks(tasks=[ctx], task_weights=[float(t.weight)], work_dir=work_dir,
-                              max_trials_global=budget, max_trials_per_task=budget, num_trials_per_iter=budget,
-                              builder=builder, runner=runner, database=database, measure_callbacks=callbacks,
-                              cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores), task_scheduler="gradient")
+                tune([ctx], [float(t.weight)], budget, bar)
                 with open(os.path.join(work_dir, SEARCHED), "a") as f:
                     f.write(json.dumps({"task": t.name, "hash": t.hash}) + "\n")
     else:
+        rounds = "joint"
         # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
         # subgraph early when its space runs out, so the bar can end short of its total).
         # Its task scheduler searches the first batch of every subgraph before it joins any measurement
@@ -219,13 +223,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
         log(f"{name}: searching the first batch of all {len(tasks)} subgraphs before the first measurement "
             "(minutes: the bar moves after that)")
         with progress(desc=f"{name}: search", total=budget * len(tasks), unit="trial") as bar:
-            callbacks = [*ms.measure_callback.MeasureCallback.create("default"), _progress_callback(bar)]
-            database = ms.tune_tasks(tasks=contexts, task_weights=[float(t.weight) for t in tasks],
-                                     work_dir=work_dir, max_trials_global=budget * len(tasks),
-                                     max_trials_per_task=budget, num_trials_per_iter=min(budget, cfg.trials_per_round),
-                                     builder=builder, runner=runner, database=database, measure_callbacks=callbacks,
-                                     cost_model=ms.cost_model.XGBModel(num_tuning_cores=cores),
-                                     task_scheduler="gradient")
+            database = tune(contexts, [float(t.weight) for t in tasks], budget * len(tasks), bar)
     notes = {"builder": "MetaSchedule LocalBuilder with tlm's fast build function (CPU tensor intrinsics only)",
              "runner": f"MetaSchedule {'LocalRunner' if rpc is None else 'RPCRunner, ' + where} "
                        "(number=3, repeat=1, min_repeat_ms=100)",
@@ -252,8 +250,8 @@ def _searched(work_dir: str) -> set[str]:
 
 
 def _unseal(work_dir: str) -> None:
-    """Restore a sealed database's files (store.seal gzips the large ones) so that MetaSchedule, and
-    `_searched`, read and append to them; the next seal gzips them again over the old archives."""
+    """Move a sealed database's files (store.seal gzips the large ones) back to plain ones, so that
+    MetaSchedule, and `_searched`, read and append to them; the next seal gzips them again."""
     import gzip
     import shutil
 
@@ -263,6 +261,7 @@ def _unseal(work_dir: str) -> None:
             with gzip.open(os.path.join(work_dir, name), "rb") as src, open(plain + ".tmp", "wb") as dst:
                 shutil.copyfileobj(src, dst)
             os.replace(plain + ".tmp", plain)
+            os.remove(os.path.join(work_dir, name))  # else a stale archive would lie beside a small plain file
 
 
 def _progress_callback(bar):
