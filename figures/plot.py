@@ -3,7 +3,8 @@
 figure9.png  convergence of the demonstration data: best weighted latency of the training subgraphs
              vs programs measured (data/training/iterate*/convergence.jsonl, the iterative loops' logs:
              one curve per run, each measured on one CPU).
-figure10.png, figure13.png, methods.png  end-to-end latency per workload and method (results/<figure>/<scale>/e2e.csv).
+figure10.png, figure13.png, methods.png  end to end per workload and method (results/<figure>/<scale>/e2e.csv):
+             speedup over PyTorch eager (timed alternately where the row was), latency, compile time.
 table2.png, table3.png  the speedup tables of the newest scale measured (results/<table>/<scale>/table.csv)
              as heat maps, the paper's value beside each cell.
 """
@@ -112,8 +113,26 @@ def table(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> 
     return _save(plt, fig, out, name)
 
 
+def speedups(rows):
+    """Each ok row's speedup over PyTorch eager (`speedup`, NaN where there is no eager to divide by).
+
+    A compiled row timed alternately with eager in its own process (`eager_paired_ms`) is divided
+    into that eager: on a shared host eager's own row, timed minutes apart, drifts by more than
+    most of the gaps being shown. Other rows (inductor, or a run before pairing) use eager's row of
+    the same workload. Eager's own row is 1."""
+    import pandas as pd
+
+    ok = rows[rows.status == "ok"].copy()
+    eager = ok[ok.method == "pytorch-eager"].set_index("workload").latency_ms
+    own = ok.workload.map(eager)
+    paired = ok["eager_paired_ms"] if "eager_paired_ms" in ok else pd.Series(float("nan"), index=ok.index)
+    ok["speedup"] = paired.fillna(own) / ok.latency_ms
+    return ok
+
+
 def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT) -> Path | None:
-    """Grouped bars: end-to-end latency per workload and method; unavailable methods named below."""
+    """Grouped bars per workload and method: speedup over PyTorch eager, latency, compile time;
+    unavailable methods named in the title."""
     import pandas as pd
 
     found = _newest(results, name, "e2e.csv")
@@ -121,14 +140,15 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
         return None
     rows = pd.read_csv(found)
     prov = json.loads((found.parent / "provenance.json").read_text())
-    ok = rows[rows.status == "ok"]
+    ok = speedups(rows)
     workloads = list(dict.fromkeys(rows.workload))
     # One bar per (method, budget): a method may be run at several budgets (TLM at 10 and 64).
     series = list(dict.fromkeys(zip(ok.method, [None if pd.isna(b) else int(b) for b in ok.budget])))
-    # A second panel with each method's compile time (search or generation, builds, measurements)
-    # where the run has them: a latency is only half of a tuning method's result.
-    panels = ["latency_ms"] + (["compile_seconds"] if "compile_seconds" in ok and ok.compile_seconds.notna().any()
-                               else [])
+    # The speedup first: latencies of workloads 1 ms to 100 s apart only show as bars on a log scale.
+    # Last, each method's compile time (search or generation, builds, measurements) where the run
+    # has them: a latency is only half of a tuning method's result.
+    panels = (["speedup"] if ok.speedup.notna().any() else []) + ["latency_ms"] + (
+        ["compile_seconds"] if "compile_seconds" in ok and ok.compile_seconds.notna().any() else [])
     plt = _plt()
     fig, axes = plt.subplots(len(panels), 1, figsize=(4 + 1.6 * len(workloads), 3.4 * len(panels)), squeeze=False)
     width = 0.8 / max(1, len(series))
@@ -138,16 +158,28 @@ def end_to_end(name: str, results: Path = REPO_ROOT / "results", out: Path = OUT
             vals = [ok[same & (ok.workload == w)][col] for w in workloads]
             ys = [v.iloc[0] if len(v) else float("nan") for v in vals]
             label = LABELS.get(m, m) if b is None else f"{LABELS.get(m, m)} (budget {int(b)})"
-            ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
+            bars = ax.bar([i + j * width for i in range(len(workloads))], ys, width, label=label)
+            if col == "compile_seconds" and "compile_seconds_partial" in ok:
+                for bar, w in zip(bars, workloads):  # a lower bound: a resumed call's time, not the first's
+                    if ok[same & (ok.workload == w)].compile_seconds_partial.fillna(False).astype(bool).any():
+                        bar.set_hatch("//")
         ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(workloads))], workloads)
-        ax.set_ylabel({"latency_ms": "end-to-end latency (ms)", "compile_seconds": "compile time (s)"}[col])
+        ax.set_ylabel({"speedup": "speedup over PyTorch eager\n(tuned: timed alternately)", "latency_ms": "end-to-end latency (ms)",
+                       "compile_seconds": "compile time (s)"}[col])
         finite = ok[col].dropna()
-        if len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades
+        if col == "compile_seconds" and "compile_seconds_partial" in ok and ok.compile_seconds_partial.fillna(
+                False).astype(bool).any():
+            ax.set_title("hatched: a lower bound (a resumed run; the first call's time was not kept)", fontsize=7)
+        if col == "speedup":  # faster and slower alike as factors: 2x and 0.5x equally far from the line
+            ax.axhline(1.0, color="black", linewidth=0.8)
+            ax.set_yscale("log", base=2)
+        elif len(finite) and finite.max() > 20 * finite.min():  # log only where the bars span decades
             ax.set_yscale("log")
     missing = rows[rows.status != "ok"]
     note = "; ".join(sorted({f"{LABELS.get(r.method, r.method)}: {r.status}" for r in missing.itertuples()}))
-    axes[0, 0].set_title(f"{name} ({prov['scale']} scale, {prov['cpu']})" + (f"\n{note}" if note else ""),
-                         fontsize=7)
+    cpu = prov.get("cpu", "?") + (f" ({prov['target']['mcpu']})" if isinstance(prov.get("target"), dict) else "")
+    axes[0, 0].set_title(f"{name} ({prov['scale']} scale, {cpu}, {prov.get('date', '?')[:10]})"
+                         + (f"\n{note}" if note else ""), fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: bars span the axes
     return _save(plt, fig, out, name)
 

@@ -94,6 +94,62 @@ def test_method_measures_every_subgraph(name, budget, small_tasks, host, measure
     assert res.weighted_latency_ms > 0 and res.compile_seconds > 0
 
 
+def test_compile_time_sums_every_call_up_to_what_each_kept(tmp_path):
+    from tlm_core.methods.clock import LEDGER, CompileClock, calls
+
+    first = CompileClock(tmp_path, "run-a")
+    first.start -= 30  # a call that ran 30 s, then was killed after its last durable step
+    first.mark(force=True)
+    other = CompileClock(tmp_path, "run-b")  # another run in the same store is not counted
+    other.start -= 1000
+    other.mark(force=True)
+    with open(tmp_path / LEDGER, "a") as f:
+        f.write('{"run": "run-a", "call": "torn", "seco')  # a writer killed mid-line
+    second = CompileClock(tmp_path, "run-a")
+    assert list(second.earlier.values()) == [pytest.approx(30, abs=0.5)]
+    second.start -= 5
+    second.mark(force=True)
+    assert sorted(calls(tmp_path, "run-a").values()) == pytest.approx([5, 30], abs=0.5)
+    assert second.total() == pytest.approx(35, abs=0.5)
+    before = (tmp_path / LEDGER).read_text()
+    second.mark()  # within EVERY_S of the last mark: nothing written
+    assert (tmp_path / LEDGER).read_text() == before
+
+
+def test_a_resumed_tune_reports_the_compile_time_of_every_call(small_tasks, host, tmp_path, monkeypatch):
+    import dataclasses
+
+    from tlm_core.methods.clock import LEDGER
+
+    one_by_one = dataclasses.replace(FAST, batch=1)
+    method = get_method("untuned")
+    batches = []
+    measure_batch = Measurer._measure_batch
+
+    def stopped_after_one(self, items, retime):
+        batches.append(items)
+        if len(batches) == 2:
+            raise KeyboardInterrupt  # the sitting stopped after its first record was stored
+        return measure_batch(self, items, retime)
+
+    monkeypatch.setattr(Measurer, "_measure_batch", stopped_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
+    monkeypatch.setattr(Measurer, "_measure_batch", measure_batch)
+    marks = [json.loads(line) for line in (tmp_path / "s" / LEDGER).read_text().splitlines()]
+    assert len(marks) == 1 and marks[0]["seconds"] > 0  # up to the stored record
+    res = method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
+    assert res.measured == 2 and res.compile_calls == 2 and not res.compile_seconds_partial
+    marks = [json.loads(line) for line in (tmp_path / "s" / LEDGER).read_text().splitlines()]
+    last = {m["call"]: m["seconds"] for m in marks}
+    assert len(last) == 2 and res.compile_seconds == pytest.approx(sum(last.values()), abs=0.01)
+    assert res.compile_seconds > marks[0]["seconds"]
+    # A store filled before the clock existed: its time is unknown, and the result says so.
+    (tmp_path / "s" / LEDGER).unlink()
+    again = method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
+    assert again.compile_calls == 1 and again.compile_seconds_partial
+
+
 def test_roller_ranks_aligned_register_tiles_first(small_tasks, host):
     from tlm_core.methods import roller
 

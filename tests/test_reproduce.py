@@ -166,6 +166,17 @@ def test_figures_from_results_only(tmp_path):
     ]).to_csv(run / "e2e.csv", index=False)
     (run / "provenance.json").write_text(json.dumps({"scale": "smoke", "cpu": "test"}))
     assert end_to_end("figure13", results=tmp_path, out=tmp_path).stat().st_size > 10_000
+    # Speedups over eager: a tuned row over the eager timed alternately with it, where it was;
+    # inductor (never paired) over eager's own row; failed rows have none.
+    from figures.plot import speedups
+
+    got = speedups(pd.DataFrame([
+        {"workload": "w", "method": "pytorch-eager", "status": "ok", "latency_ms": 10.0, "eager_paired_ms": None},
+        {"workload": "w", "method": "pytorch-inductor", "status": "ok", "latency_ms": 5.0, "eager_paired_ms": None},
+        {"workload": "w", "method": "tlm", "status": "ok", "latency_ms": 5.0, "eager_paired_ms": 8.0},
+        {"workload": "w", "method": "roller", "status": "failed: x", "latency_ms": None, "eager_paired_ms": None},
+    ])).set_index("method").speedup.to_dict()
+    assert got == {"pytorch-eager": 1.0, "pytorch-inductor": 2.0, "tlm": 1.6}
     # The command draws a per-CPU folder's runs (results/znver4) where --results says, into --out.
     from figures.plot import main
 

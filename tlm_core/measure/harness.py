@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -167,6 +168,9 @@ class Measurer:
         self.target = target
         self.store = store if isinstance(store, RecordStore) else RecordStore(store)
         self.config = config
+        # Called after each record is stored: a caller's note that durable work was done (the
+        # compile-time clock of a tuning call, methods/clock.py).
+        self.on_stored: Callable[[], None] | None = None
         self._target_json = json.dumps(target.hardware.tvm_target_dict(), sort_keys=True)
         self._hw = json.loads(target.hardware.to_json())
         builders = config.builders or os.cpu_count() or 1
@@ -239,6 +243,8 @@ class Measurer:
                     if record["key"] not in self.store:
                         self.store.add(record)
                         self._note_best(record)
+                        if self.on_stored is not None:
+                            self.on_stored()
                     bar.update(1)
 
     def _best_in_store(self) -> dict[str, float]:

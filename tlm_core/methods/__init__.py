@@ -3,8 +3,8 @@
 A `Method` turns (subgraph tasks, target, budget) into measured records in one RecordStore, through
 the same `Measurer` (build, check against the unscheduled program, time), so that every method is
 compared by the same harness. `budget` is candidates measured per subgraph (MetaSchedule: trials
-per subgraph). `compile_seconds` is the wall time of the whole `tune` call: search or generation,
-builds and measurements.
+per subgraph). `compile_seconds` is the wall time of search or generation, builds and measurements,
+summed over the `tune` calls that filled the store (a stopped run resumed: methods/clock.py).
 
 Methods without per-subgraph tuning (PyTorch) or not runnable here (TensorRT without CUDA) are in
 the registry too: `available()` says why not, and `tune` raises a UserError saying what to use.
@@ -12,13 +12,16 @@ the registry too: `available()` says why not, and `tune` raises a UserError sayi
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from tlm_core.errors import UserError
+from tlm_core.ir.workloads import canonical
 from tlm_core.measure.harness import OK, SLOWER, Candidate, MeasureConfig, Measurer
+from tlm_core.methods.clock import CompileClock
 
 
 @dataclass
@@ -31,7 +34,7 @@ class TuneResult:
     candidates: int  # candidates handed to the measurer (distinct ones measured once)
     measured: int  # records with status ok
     failed: int  # records with any other status but `slower`
-    compile_seconds: float  # search/generation + builds + measurements, wall clock
+    compile_seconds: float  # search/generation + builds + measurements, wall clock, every call (clock.py)
     weighted_latency_ms: float | None  # sum over subgraphs of weight x best latency (None: some lack one)
     measured_latency_ms: float  # the same sum over the subgraphs that have an ok record
     tasks_without_record: list = field(default_factory=list)  # names of subgraphs with no ok record
@@ -39,6 +42,10 @@ class TuneResult:
     notes: dict = field(default_factory=dict)  # method-specific (builder used, search settings...)
     store: str = ""
     slower: int = 0  # records stopped as slower than the best so far (MeasureConfig.prune_slower)
+    compile_calls: int = 1  # tune calls whose seconds compile_seconds sums (more than one: resumed)
+    # True when the store held work from a call before the compile-time clock (clock.py) existed:
+    # compile_seconds then leaves that call's time out.
+    compile_seconds_partial: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,17 +85,32 @@ class Method:
                             f"use `tlm bench --method {self.name}`")
         if budget < 1:
             raise UserError("--budget must be at least 1")
-        start = time.perf_counter()
         own = measurer is None
-        m = Measurer(target, store_dir, config or MeasureConfig()) if own else measurer
+        folder = Path(store_dir) if own else measurer.store.folder
+        config = (config or MeasureConfig()) if own else measurer.config
+        # One store may hold several runs (collection's, or a test's shared measurer): the clock is
+        # kept per method, workload, budget, seed, subgraphs and measuring settings.
+        run = canonical({"method": self.name, "workload": workload, "budget": budget, "seed": seed,
+                         "tasks": sorted(t.hash for t in tasks), "measure": config.key_fields()})
+        clock = CompileClock(folder, hashlib.sha256(run.encode()).hexdigest()[:16])  # before the workers start
+        m = Measurer(target, folder, config) if own else measurer
+        m.on_stored = clock.mark
         try:
             candidates, notes = self._tune(list(tasks), target, budget, m, workload, seed)
+            # Work kept from a call before the clock existed (its records, subgraphs its search
+            # finished) has no time on the clock: say that the total leaves it out.
+            kept = sum(m.key(c) in m.store for c in candidates) + notes.get("subgraphs_searched_before", 0)
+            unclocked = not clock.earlier and kept > 0
             records = m.measure(candidates, desc=f"{self.name}: measure")
+            clock.mark(force=True)  # not on an error: a call counts up to the last thing it kept
         finally:
+            m.on_stored = None
             if own:
                 m.close()
-        return summarize(self.name, workload, tasks, candidates, records, time.perf_counter() - start,
-                         notes, str(m.store.folder))
+        res = summarize(self.name, workload, tasks, candidates, records, clock.total(), notes, str(m.store.folder))
+        res.compile_calls = len(clock.earlier) + 1
+        res.compile_seconds_partial = unclocked
+        return res
 
 
 def summarize(method: str, workload: str, tasks, candidates: list[Candidate], records: list[dict],

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tlm_core.errors import UserError
@@ -165,9 +166,10 @@ def _runner(rpc: Tracker | None, cores: int):
 
 
 def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: str, seed: int,
-           rpc: Tracker | None = None):
+           rpc: Tracker | None = None, searched: Callable[[], None] | None = None):
     """Run MetaSchedule on the tasks; returns (database, notes). With `rpc`, the trials run on the
-    tracker's servers (builds stay here: they must target the servers' CPU, `target`)."""
+    tracker's servers (builds stay here: they must target the servers' CPU, `target`). `searched` is
+    called after each subgraph noted as searched (one round per subgraph)."""
     from tvm.s_tir import meta_schedule as ms
 
     from tlm_core.tvm_env import load_tensor_intrinsics
@@ -207,6 +209,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
         rounds = "one per subgraph, resumable"
         done = _searched(work_dir)
         todo = [(c, t) for c, t in zip(contexts, tasks) if t.hash not in done]
+        searched_before = len(tasks) - len(todo)
         if len(todo) < len(tasks):
             log(f"{name}: {len(tasks) - len(todo)} of {len(tasks)} subgraphs already searched in {work_dir}")
         with progress(desc=f"{name}: search", total=budget * len(todo), unit="trial") as bar:
@@ -214,8 +217,11 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
                 tune([ctx], [float(t.weight)], budget, bar)
                 with open(os.path.join(work_dir, SEARCHED), "a") as f:
                     f.write(json.dumps({"task": t.name, "hash": t.hash}) + "\n")
+                if searched is not None:
+                    searched()
     else:
         rounds = "joint"
+        searched_before = 0  # a joint search is not resumed by subgraph
         # MetaSchedule reports only to its log files: a bar of trials measured (a search may stop a
         # subgraph early when its space runs out, so the bar can end short of its total).
         # Its task scheduler searches the first batch of every subgraph before it joins any measurement
@@ -229,7 +235,7 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
                        "(number=3, repeat=1, min_repeat_ms=100)",
              "runner_threads": cores if rpc is None else "the RPC servers' own",
              "search": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "rounds": rounds,
-             "database": work_dir,
+             "database": work_dir, "subgraphs_searched_before": searched_before,
              "remeasured_per_task": REMEASURE}
     return database, notes
 
@@ -324,7 +330,7 @@ def candidates_from_database(name: str, database, tasks, workload: str, target) 
 def _make_tune(name: str, cfg: SearchConfig):
     def tune(tasks, target, budget, measurer, workload, seed):
         work_dir = str(measurer.store.folder / f"{name}-db")
-        database, notes = search(name, cfg, tasks, target, budget, work_dir, seed)
+        database, notes = search(name, cfg, tasks, target, budget, work_dir, seed, searched=measurer.on_stored)
         cands, more = candidates_from_database(name, database, tasks, workload, target)
         notes.update(more)
         return cands, notes
