@@ -40,7 +40,7 @@ def _save(plt, fig, out: Path, name: str) -> Path:
 
 
 #: Method names as figures show them (the Ansor-style search is never labelled plain "Ansor").
-LABELS = {"tlm": "TLM", "metaschedule": "MetaSchedule", "ansor": "Ansor-style (MetaSchedule impl.)",
+LABELS = {"tlm": "TLM", "tlm-ranked": "TLM-ranked", "metaschedule": "MetaSchedule", "ansor": "Ansor-style (MetaSchedule impl.)",
           "roller": "Roller-style", "random": "random", "untuned": "TVM untuned", "pytorch-eager": "PyTorch eager",
           "pytorch-inductor": "PyTorch inductor", "tensorrt": "TensorRT"}
 
