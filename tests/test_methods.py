@@ -137,17 +137,50 @@ def test_a_resumed_tune_reports_the_compile_time_of_every_call(small_tasks, host
         method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
     monkeypatch.setattr(Measurer, "_measure_batch", measure_batch)
     marks = [json.loads(line) for line in (tmp_path / "s" / LEDGER).read_text().splitlines()]
-    assert len(marks) == 1 and marks[0]["seconds"] > 0  # up to the stored record
+    # Marked once it knew it kept nothing (a new store), then up to the stored record.
+    assert len({m["call"] for m in marks}) == 1 and marks[-1]["seconds"] > 0
+    assert [m["unclocked"] for m in marks] == [False] * len(marks)
     res = method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
     assert res.measured == 2 and res.compile_calls == 2 and not res.compile_seconds_partial
     marks = [json.loads(line) for line in (tmp_path / "s" / LEDGER).read_text().splitlines()]
     last = {m["call"]: m["seconds"] for m in marks}
     assert len(last) == 2 and res.compile_seconds == pytest.approx(sum(last.values()), abs=0.01)
-    assert res.compile_seconds > marks[0]["seconds"]
+    assert res.compile_seconds > marks[-1]["seconds"]
     # A store filled before the clock existed: its time is unknown, and the result says so.
     (tmp_path / "s" / LEDGER).unlink()
     again = method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
     assert again.compile_calls == 1 and again.compile_seconds_partial
+    # ... and a call after it still says so: the flag is the run's, not the first call's.
+    third = method.tune(small_tasks, host, 1, tmp_path / "s", "bert_tiny", config=one_by_one)
+    assert third.compile_calls == 2 and third.compile_seconds_partial
+
+
+def test_a_run_is_partial_once_any_call_found_unclocked_work(tmp_path):
+    from tlm_core.methods.clock import LEDGER, CompileClock
+
+    fresh = CompileClock(tmp_path, "fresh")
+    fresh.settle(0)  # a new store: nothing kept, the total is complete
+    later = CompileClock(tmp_path, "fresh")
+    later.settle(5)  # what it keeps was the first call's, clocked
+    assert not fresh.partial and not later.partial
+
+    old = CompileClock(tmp_path, "old")
+    old.settle(3)  # work from before the clock
+    assert old.partial
+    for kept in (0, 7):  # every later call inherits it, whatever it finds
+        nxt = CompileClock(tmp_path, "old")
+        nxt.settle(kept)
+        assert nxt.partial
+
+    # Calls that never noted it (written before the flag, or killed before they knew) leave it
+    # open: a call that finds kept work says partial; one that never settles says so too.
+    with open(tmp_path / LEDGER, "a") as f:
+        f.write('{"run": "unknown", "call": "c1", "seconds": 2.9, "at": "2026-12-07T17:40:34+00:00"}\n')
+    unsettled = CompileClock(tmp_path, "unknown")
+    assert unsettled.partial
+    unsettled.settle(4)
+    assert unsettled.partial
+    assert not CompileClock(tmp_path, "never-run").partial
 
 
 def test_roller_ranks_aligned_register_tiles_first(small_tasks, host):
@@ -200,14 +233,16 @@ def test_a_stopped_one_round_search_resumes_per_subgraph_from_a_sealed_database(
     work = tmp_path / "metaschedule-db"
     first, second = small_tasks
     # A sitting stopped after its first subgraph: searched, noted, then the folder sealed.
-    _, notes = m.search("metaschedule", m.METASCHEDULE, [first], host, 1, str(work), seed=0)
-    assert notes["rounds"] == "one per subgraph, resumable" and m._searched(str(work)) == {first.hash}
+    told = []  # what the search tells the compile-time clock it kept, as soon as it knows
+    _, notes = m.search("metaschedule", m.METASCHEDULE, [first], host, 1, str(work), seed=0, resumed=told.append)
+    assert told == [0] and notes["rounds"] == "one per subgraph, resumable" and m._searched(str(work)) == {first.hash}
     (work / "records.jsonl").write_text("")  # seal wants a store: the method's measure store lies beside
     seal(work, compress_over=0)
     assert not list(work.glob("*.json"))  # MetaSchedule's files are gzipped now
     capsys.readouterr()
-    database, _ = m.search("metaschedule", m.METASCHEDULE, small_tasks, host, 1, str(work), seed=0)
-    assert "1 of 2 subgraphs already searched" in capsys.readouterr().err
+    database, _ = m.search("metaschedule", m.METASCHEDULE, small_tasks, host, 1, str(work), seed=0,
+                           resumed=told.append)
+    assert "1 of 2 subgraphs already searched" in capsys.readouterr().err and told == [0, 1]
     assert not list(work.glob("*.gz"))  # moved back to plain files, none left stale beside them
     assert m._searched(str(work)) == {first.hash, second.hash}
     per_task = {}

@@ -171,6 +171,9 @@ class Measurer:
         # Called after each record is stored: a caller's note that durable work was done (the
         # compile-time clock of a tuning call, methods/clock.py).
         self.on_stored: Callable[[], None] | None = None
+        # Called by a search with the work it found kept from an earlier call (subgraphs searched),
+        # as soon as it knows: the clock's note of whether its total leaves time out.
+        self.on_resumed: Callable[[int], None] | None = None
         self._target_json = json.dumps(target.hardware.tvm_target_dict(), sort_keys=True)
         self._hw = json.loads(target.hardware.to_json())
         builders = config.builders or os.cpu_count() or 1

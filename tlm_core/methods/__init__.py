@@ -43,8 +43,8 @@ class TuneResult:
     store: str = ""
     slower: int = 0  # records stopped as slower than the best so far (MeasureConfig.prune_slower)
     compile_calls: int = 1  # tune calls whose seconds compile_seconds sums (more than one: resumed)
-    # True when the store held work from a call before the compile-time clock (clock.py) existed:
-    # compile_seconds then leaves that call's time out.
+    # True when the store held work from a call before the compile-time clock (clock.py) existed,
+    # found by this call or an earlier one of the run: compile_seconds then leaves that time out.
     compile_seconds_partial: bool = False
 
     def to_json(self) -> dict:
@@ -95,21 +95,21 @@ class Method:
         clock = CompileClock(folder, hashlib.sha256(run.encode()).hexdigest()[:16])  # before the workers start
         m = Measurer(target, folder, config) if own else measurer
         m.on_stored = clock.mark
+        m.on_resumed = clock.settle  # a search tells what it kept as soon as it knows (metaschedule.py)
         try:
             candidates, notes = self._tune(list(tasks), target, budget, m, workload, seed)
             # Work kept from a call before the clock existed (its records, subgraphs its search
             # finished) has no time on the clock: say that the total leaves it out.
-            kept = sum(m.key(c) in m.store for c in candidates) + notes.get("subgraphs_searched_before", 0)
-            unclocked = not clock.earlier and kept > 0
+            clock.settle(sum(m.key(c) in m.store for c in candidates) + notes.get("subgraphs_searched_before", 0))
             records = m.measure(candidates, desc=f"{self.name}: measure")
             clock.mark(force=True)  # not on an error: a call counts up to the last thing it kept
         finally:
-            m.on_stored = None
+            m.on_stored = m.on_resumed = None
             if own:
                 m.close()
         res = summarize(self.name, workload, tasks, candidates, records, clock.total(), notes, str(m.store.folder))
         res.compile_calls = len(clock.earlier) + 1
-        res.compile_seconds_partial = unclocked
+        res.compile_seconds_partial = clock.partial
         return res
 
 

@@ -166,10 +166,12 @@ def _runner(rpc: Tracker | None, cores: int):
 
 
 def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: str, seed: int,
-           rpc: Tracker | None = None, searched: Callable[[], None] | None = None):
+           rpc: Tracker | None = None, searched: Callable[[], None] | None = None,
+           resumed: Callable[[int], None] | None = None):
     """Run MetaSchedule on the tasks; returns (database, notes). With `rpc`, the trials run on the
     tracker's servers (builds stay here: they must target the servers' CPU, `target`). `searched` is
-    called after each subgraph noted as searched (one round per subgraph)."""
+    called after each subgraph noted as searched (one round per subgraph), `resumed` once at the
+    start with the number of subgraphs searched by an earlier call."""
     from tvm.s_tir import meta_schedule as ms
 
     from tlm_core.tvm_env import load_tensor_intrinsics
@@ -210,6 +212,8 @@ def search(name: str, cfg: SearchConfig, tasks, target, budget: int, work_dir: s
         done = _searched(work_dir)
         todo = [(c, t) for c, t in zip(contexts, tasks) if t.hash not in done]
         searched_before = len(tasks) - len(todo)
+        if resumed is not None:
+            resumed(searched_before)
         if len(todo) < len(tasks):
             log(f"{name}: {len(tasks) - len(todo)} of {len(tasks)} subgraphs already searched in {work_dir}")
         with progress(desc=f"{name}: search", total=budget * len(todo), unit="trial") as bar:
@@ -330,7 +334,8 @@ def candidates_from_database(name: str, database, tasks, workload: str, target) 
 def _make_tune(name: str, cfg: SearchConfig):
     def tune(tasks, target, budget, measurer, workload, seed):
         work_dir = str(measurer.store.folder / f"{name}-db")
-        database, notes = search(name, cfg, tasks, target, budget, work_dir, seed, searched=measurer.on_stored)
+        database, notes = search(name, cfg, tasks, target, budget, work_dir, seed, searched=measurer.on_stored,
+                                 resumed=measurer.on_resumed)
         cands, more = candidates_from_database(name, database, tasks, workload, target)
         notes.update(more)
         return cands, notes
