@@ -319,6 +319,36 @@ def test_the_table_states_the_error_bound_every_tuned_model_met():
     assert "wide 0.90x* (faster on 0 of 1); * timed by paired protocol 1" in summary_markdown(rows, prov)
     assert "- 1 of 2 tuned models within 1e-4 of eager relative to the output's largest value (worst 2.0e-03, " \
            "bad); largest absolute error 2.0e-03 (bad, outputs up to 1); inductor's largest 3.9e-05" in table
+    assert "unscheduled" not in table and "lower bound" not in table
+
+
+def test_an_e2e_table_says_what_its_numbers_leave_out_and_is_retabulated_from_its_csv(tmp_path, capsys):
+    """A row whose model ran some subgraphs as unscheduled loops (no record for them) and a compile time
+    that leaves out work from before the clock are named under the table; `retabulate` rewrites
+    table.md from e2e.csv alone, nothing re-measured."""
+    from benchmarks.reproduce.cli import main
+
+    rows = [{"figure": "methods", "scale": "full", "workload": "gpt2", "method": m, "budget": 2, "status": "ok",
+             "latency_ms": lat, "eager_paired_ms": 300.0, "max_abs_err": 1e-6, "max_rel_err": 1e-7, "tasks": 31,
+             "untuned_subgraphs": u, "compile_seconds_partial": p}
+            for m, lat, u, p in (("untuned", 39000.0, 1, True), ("tlm", 11030.0, 1, False),
+                                 ("tlm-ranked", 423.0, 0, False))]
+    rows.append({"figure": "methods", "scale": "full", "workload": "gpt2", "method": "pytorch-eager",
+                 "status": "ok", "latency_ms": 291.7})
+    pd.DataFrame(rows).to_csv(tmp_path / "e2e.csv", index=False)
+    (tmp_path / "provenance.json").write_text(json.dumps(
+        {"figure": "methods", "scale": "full", "cpu": "c", "target": {"mcpu": "m", "num_cores": 2},
+         "workloads": ["gpt2"], "methods": [["untuned", {"full": 2}], ["tlm", {"full": 2}], ["tlm-ranked", {"full": 2}], ["pytorch", {}]]}))
+    assert main(["retabulate", str(tmp_path)]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert table in capsys.readouterr().out
+    assert "so no record): gpt2 untuned@2 1 of 31, gpt2 tlm@2 1 of 31\n" in table
+    assert "before the compile-time clock): gpt2 untuned@2\n" in table
+    assert "tlm-ranked@2 1" not in table
+    assert json.loads((tmp_path / "provenance.json").read_text())["retabulated"]["git_commit"]
+    # A folder that is no run says so.
+    assert main(["retabulate", str(tmp_path / "nothing")]) == 2
+    assert "is not a table run" in capsys.readouterr().err
 
 
 def test_e2e_runs_every_workload_at_the_small_budget_first(tmp_path, monkeypatch):

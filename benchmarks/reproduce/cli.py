@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.reproduce.e2e import run_e2e
+from benchmarks.reproduce.e2e import retabulate_e2e, run_e2e
 from benchmarks.reproduce.metrics import write_claims
 from benchmarks.reproduce.render import compare, retabulate
 from benchmarks.reproduce.searchlog import own_cpu, search
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.rest:
                 raise UserError(f"{args.what} which runs? give their directories (e.g. results/table2/default)")
             runs = [Path(r) for r in args.rest]
-            res = [retabulate(r) for r in runs] if args.what == "retabulate" else compare(runs)
+            # An end-to-end run (Figure 13, methods) is re-tabulated from its e2e.csv, a table run from its subgraphs.csv.
+            res = [retabulate_e2e(r) if (r / "e2e.csv").exists() else retabulate(r) for r in runs] \
+                if args.what == "retabulate" else compare(runs)
         elif args.what in FIGURES:
             out = (Path(args.out) if args.out else REPO_ROOT / "results") / args.what / args.scale
             only = list(comma_list(args.workloads)) or None

@@ -186,6 +186,24 @@ def _e2e_rows(row: dict, source, method: str, out: Path, target, seed: int, resu
              "paired_protocol": res.get("paired_protocol")}]
 
 
+def retabulate_e2e(run: Path) -> dict:
+    """Rewrite an end-to-end run's table.md from its e2e.csv (after the summary changed), nothing
+    re-measured; provenance.json keeps the measurement's commits and records this one."""
+    import pandas as pd
+
+    from tlm_core.provenance import provenance
+
+    if not (run / "e2e.csv").exists() or not (run / "provenance.json").exists():
+        raise UserError(f"{run} is not an end-to-end run (no e2e.csv and provenance.json there)")
+    prov = json.loads((run / "provenance.json").read_text())
+    now = provenance(None)
+    prov["retabulated"] = {"git_commit": now["git_commit"], "date": now["date"]}
+    rows = pd.read_csv(run / "e2e.csv").to_dict("records")
+    (run / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+    (run / "table.md").write_text(summary_markdown(rows, prov))
+    return {"figure": prov.get("figure"), "out": str(run), "rows": len(rows)}
+
+
 def summary_markdown(rows: list[dict], prov: dict) -> str:
     """Per workload: PyTorch eager and inductor beside each tuned method and budget (latency, speedup
     over eager and inductor, largest error), then how many workloads each beats eager and inductor on.
@@ -243,6 +261,7 @@ def summary_markdown(rows: list[dict], prov: dict) -> str:
                      + (f" ({len(workloads) - ran[(m, b)]} not run yet)" if ran[(m, b)] < len(workloads) else ""))
     lines += _paired_lines(rows, tuned)
     lines += _correctness_lines(rows, tuned)
+    lines += _caveat_lines(rows, tuned)
     if not prov.get("finished", True):
         lines.append("- a stopped run (provenance `finished: false`): `--resume` runs what is missing")
     lines.append("- speedups are PyTorch's latency over the tuned model's (above 1: the tuned model is faster)")
@@ -307,6 +326,31 @@ def _correctness_lines(rows: list[dict], tuned: list) -> list[str]:
             f"(worst {val(worst_rel, 'max_rel_err'):.1e}, {worst_rel['workload']}); largest absolute error "
             f"{a:.1e} ({worst_abs['workload']}{size})"
             + (f"; inductor's largest {max(inductor):.1e}" if inductor else "")]
+
+
+def _caveat_lines(rows: list[dict], tuned: list) -> list[str]:
+    """What a row's number does not show: subgraphs the method left with no ok record, which the
+    compiled model runs as TVM's unscheduled loops (a latency dominated by them measures that, not
+    the method's programs), and compile times that leave out work from before the compile-time clock."""
+    import pandas as pd
+
+    def num(r, k):
+        v = r.get(k)
+        return 0 if v is None or pd.isna(v) else int(v)
+
+    mine = [r for r in rows if r.get("status") == "ok" and _key(r)[1:] in tuned]
+    unscheduled = [f"{r['workload']} {r['method']}@{int(r['budget'])} {num(r, 'untuned_subgraphs')} of {num(r, 'tasks')}"
+                   for r in mine if num(r, "untuned_subgraphs")]
+    partial = [f"{r['workload']} {r['method']}@{int(r['budget'])}" for r in mine
+               if r.get("compile_seconds_partial") is True or str(r.get("compile_seconds_partial")) == "True"]
+    lines = []
+    if unscheduled:
+        lines.append("- subgraphs run as TVM's unscheduled loops (every candidate failed or ran past the time "
+                     "limit, so no record): " + ", ".join(unscheduled))
+    if partial:
+        lines.append("- compile seconds a lower bound (`compile_seconds_partial`: the store held work from "
+                     "before the compile-time clock): " + ", ".join(partial))
+    return lines
 
 
 def _fmt(latency, row) -> str:
